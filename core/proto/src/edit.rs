@@ -170,7 +170,7 @@ impl<'e> Edits<'e> {
     ) -> Result<(), WriteError> {
         let at = match msg.first_index(name) {
             Some(i) if name != HeaderName::Other => msg.entries()[i].start(),
-            _ => header_section_end(msg),
+            _ => msg.header_end(),
         };
         self.replace_pieces(at..at, &Self::header_line_pieces(name.as_str(), Piece::Bytes(value)))?;
         self.lines += 1;
@@ -180,7 +180,7 @@ impl<'e> Edits<'e> {
     /// Append a header line `name: value` at the end of the header section. `name` is
     /// written as given, so extension headers can be added.
     pub fn append_header(&mut self, msg: &Message<'_>, name: &'e [u8], value: &'e [u8]) -> Result<(), WriteError> {
-        let at = header_section_end(msg);
+        let at = msg.header_end();
         self.replace_pieces(
             at..at,
             &[Piece::Bytes(name), Piece::Bytes(b": "), Piece::Bytes(value), Piece::Bytes(b"\r\n")],
@@ -250,7 +250,7 @@ impl<'e> Edits<'e> {
         match msg.first_index(HeaderName::MaxForwards) {
             Some(i) => self.replace_pieces(msg.entries()[i].value_range(), &[Piece::Num(n as u32)]),
             None => {
-                let at = header_section_end(msg);
+                let at = msg.header_end();
                 self.replace_pieces(at..at, &Self::header_line_pieces("Max-Forwards", Piece::Num(n as u32)))?;
                 self.lines += 1;
                 Ok(())
@@ -272,7 +272,7 @@ impl<'e> Edits<'e> {
         match msg.first_index(HeaderName::ContentLength) {
             Some(i) => self.replace_pieces(msg.entries()[i].value_range(), &[Piece::Num(len)])?,
             None => {
-                let at = header_section_end(msg);
+                let at = msg.header_end();
                 self.replace_pieces(at..at, &Self::header_line_pieces("Content-Length", Piece::Num(len)))?;
                 self.lines += 1;
             }
@@ -357,11 +357,6 @@ impl<'e> Edits<'e> {
         debug_assert_eq!(w, need);
         Ok(w)
     }
-}
-
-/// Offset of the empty line that ends the header section.
-fn header_section_end(msg: &Message<'_>) -> usize {
-    msg.header_end()
 }
 
 fn decimal_len(mut n: u32) -> usize {

@@ -791,15 +791,12 @@ impl<'a> Message<'a> {
                 return Err(self.missing(name));
             }
         }
-        if let StartLine::Request { method_bytes, uri, .. } = self.start_line {
+        if let StartLine::Request { method_bytes, .. } = self.start_line {
             let cseq = self.cseq()?;
             if cseq.method != method_bytes {
                 let (_, at) = self.single(HeaderName::CSeq)?;
                 return Err(Error::new(ErrorKind::CSeqMethodMismatch, Place::Header(HeaderName::CSeq), at));
             }
-            // A CANCEL or ACK for a request to an unknown scheme still parses; nothing else
-            // to check on the URI here. Schemes are a routing decision (416).
-            let _ = uri;
         }
         Ok(())
     }
