@@ -42,6 +42,7 @@ pub mod error;
 pub mod header;
 pub mod message;
 pub mod params;
+pub mod proxy;
 pub mod sdp;
 pub mod uri;
 pub mod values;

@@ -1,0 +1,382 @@
+//! Stateless proxy mechanics (RFC 3261 §16.11, §16.3, §16.6, §18.2; RFC 3581), sans IO.
+//!
+//! * [`Branch`]: the Via branch a stateless proxy puts on a forwarded request. It is a pure
+//!   function of the request, so a retransmission, the CANCEL of an INVITE and the ACK of a
+//!   non-2xx response get the same branch as the request they belong to (§16.11). It has two
+//!   halves: a *loop* half over the fields a loop leaves unchanged (Request-URI as received,
+//!   From tag, To tag, Call-ID, CSeq number) and a *transaction* half that adds the topmost
+//!   Via. A request that comes back carrying one of ringsip's Vias with the same loop half has
+//!   looped (§16.3 step 4); a different loop half is a spiral.
+//! * [`next_hop`]: where a response goes: the Via's `received`/`rport`, else its sent-by
+//!   (§18.2.2, RFC 3581 §4).
+//! * [`write_reply`]: a stateless response to a request (§8.2.6).
+
+use core::fmt::Write as _;
+use core::net::{IpAddr, SocketAddr};
+
+use crate::HeaderName;
+use crate::chars;
+use crate::message::Message;
+use crate::uri::Host;
+use crate::values::{Transport, Via};
+
+/// Prefix of every branch ringsip generates: the RFC 3261 magic cookie, `rs` for ringsip and
+/// `L` for a stateless (loop-detecting) branch.
+pub const BRANCH_PREFIX: &[u8] = b"z9hG4bKrsL";
+
+/// Length of a branch: prefix + 16 hex digits (loop half) + 16 hex digits (transaction half).
+pub const BRANCH_LEN: usize = BRANCH_PREFIX.len() + 32;
+
+/// 64-bit FNV-1a, enough to make branches unique per transaction; not a security boundary.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    /// A fresh hash.
+    pub const fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    /// Add bytes, then a separator so that ("ab","c") and ("a","bc") differ.
+    #[inline]
+    pub fn mix(mut self, bytes: &[u8]) -> Fnv {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+        self
+    }
+    /// Add a number.
+    #[inline]
+    pub fn mix_u64(self, v: u64) -> Fnv {
+        self.mix(&v.to_le_bytes())
+    }
+    /// The hash value.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv::new()
+    }
+}
+
+/// A stateless branch, rendered into a fixed buffer (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Branch {
+    bytes: [u8; BRANCH_LEN],
+}
+
+impl core::fmt::Debug for Branch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(core::str::from_utf8(&self.bytes).unwrap_or("?"))
+    }
+}
+
+fn hex16(v: u64, out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, o) in out[..16].iter_mut().enumerate() {
+        *o = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+impl Branch {
+    /// The branch for forwarding `msg` (a request), per the module docs. Needs the top Via,
+    /// From, To, Call-ID and CSeq to have parsed (the caller has read them already).
+    pub fn for_request(msg: &Message<'_>) -> Option<Branch> {
+        let ruri = msg.request_uri_bytes()?;
+        let from_tag = msg.from().ok()?.tag().unwrap_or(b"");
+        let to_tag = msg.to().ok()?.tag().unwrap_or(b"");
+        let call_id = msg.call_id().ok()?;
+        let cseq = msg.cseq().ok()?.number;
+        let via = msg.via().ok()?;
+        let loop_half = Fnv::new().mix(ruri).mix(from_tag).mix(to_tag).mix(call_id).mix_u64(cseq as u64).finish();
+        // RFC 3261 branches identify the upstream transaction on their own; for RFC 2543
+        // requests the whole top Via stands in (§17.2.3).
+        let txn = if via.is_rfc3261_branch() { via.branch().unwrap_or(b"") } else { via.as_bytes() };
+        let txn_half = Fnv::new().mix_u64(loop_half).mix(txn).finish();
+        let mut bytes = [0u8; BRANCH_LEN];
+        bytes[..BRANCH_PREFIX.len()].copy_from_slice(BRANCH_PREFIX);
+        hex16(loop_half, &mut bytes[BRANCH_PREFIX.len()..]);
+        hex16(txn_half, &mut bytes[BRANCH_PREFIX.len() + 16..]);
+        Some(Branch { bytes })
+    }
+
+    /// The branch as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The loop half (prefix + 16 hex digits).
+    pub fn loop_part(&self) -> &[u8] {
+        &self.bytes[..BRANCH_PREFIX.len() + 16]
+    }
+
+    /// Is `branch` one ringsip generated statelessly?
+    pub fn is_ours(branch: &[u8]) -> bool {
+        branch.len() == BRANCH_LEN && branch.starts_with(BRANCH_PREFIX)
+    }
+}
+
+/// Does `msg` carry a Via from `me` (one of ringsip's sent-by values) whose branch has the
+/// same loop half as `branch`? Then the request has looped (RFC 3261 §16.3 step 4).
+pub fn has_looped(msg: &Message<'_>, branch: &Branch, me: impl Fn(&Via<'_>) -> bool) -> bool {
+    msg.vias()
+        .filter_map(Result::ok)
+        .any(|v| me(&v) && v.branch().is_some_and(|b| Branch::is_ours(b) && b.starts_with(branch.loop_part())))
+}
+
+/// Where a response with `via` as its (new) top Via goes (RFC 3261 §18.2.2, RFC 3581 §4):
+/// the `received` address if present, else the sent-by host when it is an IP literal; the
+/// `rport` value if present, else the sent-by port, else 5060 (5061 for TLS). `None` when
+/// the host is a name: resolving it would need DNS, which the hot path never does.
+pub fn next_hop(via: &Via<'_>) -> Option<SocketAddr> {
+    let ip = match via.received() {
+        Some(ip) => ip,
+        None => via.host().ip()?,
+    };
+    let default_port = if via.transport() == Transport::Tls { 5061 } else { 5060 };
+    let port = match via.rport() {
+        Some(Some(p)) => p,
+        _ => via.port().unwrap_or(default_port),
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Where a locally generated response to a request goes: its top Via with `received` set to
+/// the source address and `rport` honoured (RFC 3581 §4), as if the Via had been fixed.
+pub fn reply_hop(via: &Via<'_>, src: SocketAddr) -> SocketAddr {
+    let port = match via.rport() {
+        Some(_) => src.port(),
+        None => via.port().unwrap_or(if via.transport() == Transport::Tls { 5061 } else { 5060 }),
+    };
+    SocketAddr::new(src.ip(), port)
+}
+
+/// Does the sent-by of `via` need a `received` parameter for a request from `src`
+/// (RFC 3261 §18.2.1: the sent-by host differs from the source IP)?
+pub fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
+    match via.host() {
+        Host::V4(a) => IpAddr::V4(a) != src,
+        Host::V6(a) => IpAddr::V6(a) != src,
+        Host::Name(_) => true,
+    }
+}
+
+/// A tiny bounded writer over a byte buffer (no allocation); overflow is remembered and
+/// reported by [`write_reply`].
+struct Out<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    overflow: bool,
+}
+
+impl Out<'_> {
+    fn put(&mut self, b: &[u8]) {
+        if self.len + b.len() > self.buf.len() {
+            self.overflow = true;
+            return;
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
+impl core::fmt::Write for Out<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.put(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Write a stateless response to `req` into `out` (RFC 3261 §8.2.6.2): the status line, every
+/// Via (the top one with `received`/`rport` fixed for `src`), From, To (with `to_tag` added
+/// when the request has none and the code is above 100), Call-ID, CSeq, any `extra` header
+/// lines (each a full `Name: value` without line ending), `Content-Length: 0`. Returns the
+/// length, or `None` if `out` is too small or the request lacks the headers a response
+/// copies.
+pub fn write_reply(
+    req: &Message<'_>,
+    src: SocketAddr,
+    code: u16,
+    reason: &[u8],
+    to_tag: &[u8],
+    extra: &[&[u8]],
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut w = Out { buf: out, len: 0, overflow: false };
+    w.put(b"SIP/2.0 ");
+    let _ = write!(w, "{code} ");
+    w.put(reason);
+    w.put(b"\r\n");
+    let buf = req.buffer();
+    let mut first_via = true;
+    for (i, e) in req.entries().iter().enumerate() {
+        let value = &buf[e.value_range()];
+        match e.name() {
+            HeaderName::Via => {
+                w.put(b"Via: ");
+                if first_via {
+                    first_via = false;
+                    // the first element of the first Via line gets received, and a valueless
+                    // rport gets its value (RFC 3581 §4)
+                    let top = req.via().ok()?;
+                    let raw = top.as_bytes();
+                    let end = chars::offset_in(value, raw) + raw.len();
+                    let mut cursor = 0;
+                    if let Some((name, None)) = top.params().iter().find(|(n, _)| n.eq_ignore_ascii_case(b"rport")) {
+                        let pos = chars::offset_in(value, name) + name.len();
+                        w.put(&value[..pos]);
+                        let _ = write!(w, "={}", src.port());
+                        cursor = pos;
+                    }
+                    w.put(&value[cursor..end]);
+                    let _ = write!(w, ";received={}", src.ip());
+                    w.put(&value[end..]);
+                } else {
+                    w.put(value);
+                }
+                w.put(b"\r\n");
+            }
+            HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                w.put(req.raw_name(i));
+                w.put(b": ");
+                w.put(value);
+                w.put(b"\r\n");
+            }
+            HeaderName::To => {
+                w.put(b"To: ");
+                w.put(value);
+                // a To that cannot be read is copied as it came, without a tag
+                if code > 100 && !to_tag.is_empty() && req.to().is_ok_and(|t| t.tag().is_none()) {
+                    w.put(b";tag=");
+                    w.put(to_tag);
+                }
+                w.put(b"\r\n");
+            }
+            _ => {}
+        }
+    }
+    for line in extra {
+        w.put(line);
+        w.put(b"\r\n");
+    }
+    w.put(b"Content-Length: 0\r\n\r\n");
+    if w.overflow { None } else { Some(w.len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@192.0.2.20 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport\r\n\
+Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKdown\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@example.com>\r\n\
+From: <sip:alice@example.com>;tag=f1\r\n\
+Call-ID: c1@10.0.0.1\r\n\
+CSeq: 7 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn with(raw: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let s = std::string::String::from_utf8_lossy(raw).into_owned();
+        s.replacen(core::str::from_utf8(from).unwrap(), core::str::from_utf8(to).unwrap(), 1).into_bytes()
+    }
+
+    #[test]
+    fn branch_is_a_function_of_the_transaction() {
+        let a = Message::parse(INVITE).unwrap();
+        let b1 = Branch::for_request(&a).unwrap();
+        assert!(Branch::is_ours(b1.as_bytes()));
+        assert!(b1.as_bytes().starts_with(b"z9hG4bKrsL"));
+        // a retransmission gets the same branch
+        assert_eq!(Branch::for_request(&Message::parse(INVITE).unwrap()).unwrap(), b1);
+        // so does the CANCEL of this INVITE (same top Via branch, R-URI, tags, Call-ID, CSeq number)
+        let cancel = with(INVITE, b"INVITE sip", b"CANCEL sip");
+        let cancel = with(&cancel, b"7 INVITE", b"7 CANCEL");
+        assert_eq!(Branch::for_request(&Message::parse(&cancel).unwrap()).unwrap(), b1);
+        // a new transaction (new upstream branch) differs, in the transaction half only
+        let other = with(INVITE, b"z9hG4bKabc", b"z9hG4bKxyz");
+        let b2 = Branch::for_request(&Message::parse(&other).unwrap()).unwrap();
+        assert_ne!(b2, b1);
+        assert_eq!(b2.loop_part(), b1.loop_part());
+        // a different Request-URI (a spiral after translation) changes the loop half
+        let spiral = with(INVITE, b"sip:bob@192.0.2.20", b"sip:bob@192.0.2.21");
+        assert_ne!(Branch::for_request(&Message::parse(&spiral).unwrap()).unwrap().loop_part(), b1.loop_part());
+    }
+
+    #[test]
+    fn loops_are_detected_spirals_are_not() {
+        let m = Message::parse(INVITE).unwrap();
+        let b = Branch::for_request(&m).unwrap();
+        // the same request comes back with our Via below a downstream one
+        let mut looped = std::string::String::from_utf8_lossy(INVITE).into_owned();
+        let ours = std::format!("Via: SIP/2.0/UDP 192.0.2.1:5060;branch={:?}\r\n", b);
+        looped = looped.replacen("Via: SIP/2.0/UDP 10.0.0.9", &(ours + "Via: SIP/2.0/UDP 10.0.0.9"), 1);
+        looped = looped.replacen("z9hG4bKabc", "z9hG4bKdownstream", 1);
+        let lm = Message::parse(looped.as_bytes()).unwrap();
+        let lb = Branch::for_request(&lm).unwrap();
+        let me = |v: &Via<'_>| v.host_bytes() == b"192.0.2.1" && v.port() == Some(5060);
+        assert!(has_looped(&lm, &lb, me));
+        assert!(!has_looped(&m, &b, me));
+        // spiral: the Request-URI changed since we saw it
+        let spiral = looped.replacen("sip:bob@192.0.2.20", "sip:bob@192.0.2.30", 1);
+        let sm = Message::parse(spiral.as_bytes()).unwrap();
+        assert!(!has_looped(&sm, &Branch::for_request(&sm).unwrap(), me));
+    }
+
+    #[test]
+    fn response_next_hop() {
+        let via = |s: &'static [u8]| Via::parse(s).unwrap();
+        assert_eq!(
+            next_hop(&via(b"SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1")),
+            Some("10.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(next_hop(&via(b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1")), Some("10.0.0.1:5060".parse().unwrap()));
+        assert_eq!(next_hop(&via(b"SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1")), Some("10.0.0.1:5061".parse().unwrap()));
+        assert_eq!(
+            next_hop(&via(b"SIP/2.0/UDP host.example.com:5070;received=192.0.2.7;rport=40000")),
+            Some("192.0.2.7:40000".parse().unwrap())
+        );
+        assert_eq!(next_hop(&via(b"SIP/2.0/UDP host.example.com:5070;branch=z9hG4bK1")), None);
+        assert_eq!(
+            next_hop(&via(b"SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bK1")),
+            Some("[2001:db8::1]:5070".parse().unwrap())
+        );
+        let src: SocketAddr = "203.0.113.9:34567".parse().unwrap();
+        assert_eq!(reply_hop(&via(b"SIP/2.0/UDP 10.0.0.1:5070;rport"), src), "203.0.113.9:34567".parse().unwrap());
+        assert_eq!(reply_hop(&via(b"SIP/2.0/UDP 10.0.0.1:5070"), src), "203.0.113.9:5070".parse().unwrap());
+        assert!(needs_received(&via(b"SIP/2.0/UDP 10.0.0.1"), "203.0.113.9".parse().unwrap()));
+        assert!(!needs_received(&via(b"SIP/2.0/UDP 10.0.0.1"), "10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn stateless_reply() {
+        let m = Message::parse(INVITE).unwrap();
+        let mut out = [0u8; 1024];
+        let src: SocketAddr = "203.0.113.9:34567".parse().unwrap();
+        let n = write_reply(&m, src, 503, b"No destination", b"rs1", &[b"Retry-After: 5"], &mut out).unwrap();
+        let r = Message::parse(&out[..n]).unwrap();
+        r.validate().unwrap();
+        assert_eq!(r.status(), Some(503));
+        let top = r.via().unwrap();
+        assert_eq!(top.received(), Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(top.rport(), Some(Some(34567)));
+        assert_eq!(top.params().iter().filter(|(n, _)| *n == b"rport").count(), 1);
+        assert_eq!(top.branch(), Some(&b"z9hG4bKabc"[..]));
+        assert_eq!(r.vias().count(), 2);
+        assert_eq!(r.to().unwrap().tag(), Some(&b"rs1"[..]));
+        assert_eq!(r.cseq().unwrap().method, b"INVITE");
+        assert_eq!(r.header(HeaderName::RetryAfter), Some(&b"5"[..]));
+        assert_eq!(r.content_length(), Some(0));
+        assert_eq!(write_reply(&m, src, 503, b"x", b"t", &[], &mut [0u8; 40]), None);
+        // a request whose To is broken still gets its answer (To copied as it came)
+        let broken = with(INVITE, b"To: <sip:bob@example.com>", b"To: \"open <sip:bob@example.com>");
+        let b = Message::parse(&broken).unwrap();
+        let n = write_reply(&b, src, 400, b"Bad Request", b"t", &[], &mut out).unwrap();
+        assert!(out[..n].windows(9).any(|w| w == b"To: \"open"));
+    }
+}
