@@ -1,0 +1,1121 @@
+//! The route language: conditions (`if`) and actions (`do`), parsed into [`crate::route`]
+//! types. Each parse works on one string and reports its first problem with a byte offset
+//! in that string; the caller maps it into the file.
+//!
+//! Checks that need the whole config (set ids, route names, reply-route restrictions) are
+//! left to the caller, through the [`Use`]s the parser records.
+
+use std::net::IpAddr;
+use std::ops::Range;
+
+use crate::route::{Action, Cidr, CmpOp, Expr, Operand, Piece, Pv, Target, Template};
+use crate::values::{self, closest};
+
+/// A problem in a route-language string, at a byte offset of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LangError {
+    pub(crate) at: usize,
+    pub(crate) msg: String,
+}
+
+fn err<T>(at: usize, msg: impl Into<String>) -> Result<T, LangError> {
+    Err(LangError { at, msg: msg.into() })
+}
+
+/// Something a parsed string refers to or relies on, for whole-config checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UseKind {
+    /// `select <set>`.
+    Set(u32),
+    /// `route <name>`.
+    Call(String),
+    /// `$rs` / `$rr` (replies only).
+    ReplyPv(&'static str),
+    /// `reply` (requests only).
+    ReplyAction,
+    /// `select` (requests only).
+    SelectAction,
+    /// `forward "<target>"` (requests only).
+    ForwardTarget,
+}
+
+/// A [`UseKind`] at a byte offset of the string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Use {
+    pub(crate) kind: UseKind,
+    pub(crate) at: usize,
+}
+
+/// The pseudo-variables, as written.
+pub(crate) const PV_NAMES: &[&str] = &[
+    "$si",
+    "$sp",
+    "$Ri",
+    "$Rp",
+    "$proto",
+    "$rm",
+    "$ru",
+    "$rU",
+    "$rd",
+    "$rp",
+    "$fu",
+    "$fU",
+    "$fd",
+    "$ft",
+    "$tu",
+    "$tU",
+    "$td",
+    "$tt",
+    "$ci",
+    "$cs",
+    "$ua",
+    "$du",
+    "$rs",
+    "$rr",
+    "$hdr(Name)",
+];
+
+fn pv_by_name(name: &str) -> Option<Pv> {
+    Some(match name {
+        "si" => Pv::SrcIp,
+        "sp" => Pv::SrcPort,
+        "Ri" => Pv::LocalIp,
+        "Rp" => Pv::LocalPort,
+        "proto" => Pv::Proto,
+        "rm" => Pv::Method,
+        "ru" => Pv::RUri,
+        "rU" => Pv::RUser,
+        "rd" => Pv::RDomain,
+        "rp" => Pv::RPort,
+        "fu" => Pv::FromUri,
+        "fU" => Pv::FromUser,
+        "fd" => Pv::FromDomain,
+        "ft" => Pv::FromTag,
+        "tu" => Pv::ToUri,
+        "tU" => Pv::ToUser,
+        "td" => Pv::ToDomain,
+        "tt" => Pv::ToTag,
+        "ci" => Pv::CallId,
+        "cs" => Pv::CSeq,
+        "ua" => Pv::UserAgent,
+        "du" => Pv::DstUri,
+        "rs" => Pv::Status,
+        "rr" => Pv::Reason,
+        _ => return None,
+    })
+}
+
+/// Read a pseudo-variable at `s[at..]` (which starts with `$`). Returns it and its end.
+fn lex_pv(s: &str, at: usize) -> Result<(Pv, usize), LangError> {
+    let rest = &s[at + 1..];
+    let len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let name = &rest[..len];
+    let mut end = at + 1 + len;
+    if name.is_empty() {
+        return err(
+            at,
+            "a $ must start a pseudo-variable like $rU or $hdr(Name) (write \\$ for a literal $ in a value)",
+        );
+    }
+    if name == "hdr" {
+        if !s[end..].starts_with('(') {
+            return err(at, "$hdr needs a header name in parentheses: $hdr(X-Account)");
+        }
+        let Some(close) = s[end..].find(')') else {
+            return err(at, "missing \")\" after the header name of $hdr(");
+        };
+        let header = s[end + 1..end + close].trim();
+        if !values::is_token(header) {
+            return err(at, format!("\"{header}\" is not a valid header name in $hdr(...)"));
+        }
+        end += close + 1;
+        return Ok((Pv::Hdr(header.to_string()), end));
+    }
+    match pv_by_name(name) {
+        Some(pv) => Ok((pv, end)),
+        None => {
+            let written = format!("${name}");
+            let hint = closest(&written, PV_NAMES.iter().copied().filter(|n| !n.contains('(')))
+                .map(|c| format!("did you mean {c}? "))
+                .unwrap_or_default();
+            err(at, format!("unknown pseudo-variable {written} ({hint}known: {})", PV_NAMES.join(" ")))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Cmp(CmpOp),
+    Match,
+    NotMatch,
+}
+
+impl Op {
+    fn text(self) -> &'static str {
+        match self {
+            Op::Cmp(CmpOp::Eq) => "==",
+            Op::Cmp(CmpOp::Ne) => "!=",
+            Op::Cmp(CmpOp::Lt) => "<",
+            Op::Cmp(CmpOp::Le) => "<=",
+            Op::Cmp(CmpOp::Gt) => ">",
+            Op::Cmp(CmpOp::Ge) => ">=",
+            Op::Cmp(CmpOp::StartsWith) => "^=",
+            Op::Cmp(CmpOp::EndsWith) => "$=",
+            Op::Cmp(CmpOp::Contains) => "*=",
+            Op::Match => "=~",
+            Op::NotMatch => "!~",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Tok {
+    Word(String),
+    /// A quoted string: its value, the byte range between the quotes, and the quote.
+    Str {
+        value: String,
+        body: Range<usize>,
+        double: bool,
+    },
+    Pv(Pv),
+    Op(Op),
+    LParen,
+    RParen,
+    LBrack,
+    RBrack,
+    Comma,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    at: usize,
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_-.:/+%~@".contains(&b) || b >= 0x80
+}
+
+fn lex(s: &str) -> Result<Vec<Token>, LangError> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let at = i;
+        let two = s.get(i..i + 2).unwrap_or("");
+        let (tok, end) = match c {
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                i += 1;
+                continue;
+            }
+            b'(' => (Tok::LParen, i + 1),
+            b')' => (Tok::RParen, i + 1),
+            b'[' => (Tok::LBrack, i + 1),
+            b']' => (Tok::RBrack, i + 1),
+            b',' => (Tok::Comma, i + 1),
+            b'"' => {
+                let mut value = String::new();
+                let mut j = i + 1;
+                loop {
+                    match b.get(j) {
+                        None => return err(at, "this string has no closing \""),
+                        Some(b'"') => break,
+                        Some(b'\\') if matches!(b.get(j + 1), Some(b'"' | b'\\')) => {
+                            value.push(b[j + 1] as char);
+                            j += 2;
+                        }
+                        Some(_) => {
+                            let ch = s[j..].chars().next().unwrap_or('\u{fffd}');
+                            value.push(ch);
+                            j += ch.len_utf8();
+                        }
+                    }
+                }
+                (Tok::Str { value, body: i + 1..j, double: true }, j + 1)
+            }
+            b'\'' => match s[i + 1..].find('\'') {
+                Some(n) => {
+                    let body = i + 1..i + 1 + n;
+                    (Tok::Str { value: s[body.clone()].to_string(), body, double: false }, i + 2 + n)
+                }
+                None => return err(at, "this string has no closing '"),
+            },
+            b'$' if two == "$=" => (Tok::Op(Op::Cmp(CmpOp::EndsWith)), i + 2),
+            b'$' => {
+                let (pv, end) = lex_pv(s, i)?;
+                (Tok::Pv(pv), end)
+            }
+            b'=' | b'!' | b'<' | b'>' | b'^' | b'*' | b'&' | b'|' | b';' => {
+                let op = match two {
+                    "==" => Op::Cmp(CmpOp::Eq),
+                    "!=" => Op::Cmp(CmpOp::Ne),
+                    "<=" => Op::Cmp(CmpOp::Le),
+                    ">=" => Op::Cmp(CmpOp::Ge),
+                    "^=" => Op::Cmp(CmpOp::StartsWith),
+                    "*=" => Op::Cmp(CmpOp::Contains),
+                    "=~" => Op::Match,
+                    "!~" => Op::NotMatch,
+                    "&&" => return err(at, "use `and` instead of &&"),
+                    "||" => return err(at, "use `or` instead of ||"),
+                    _ => match c {
+                        b'<' => Op::Cmp(CmpOp::Lt),
+                        b'>' => Op::Cmp(CmpOp::Gt),
+                        b'=' => return err(at, "use == to compare (= alone is not an operator)"),
+                        b'!' => return err(at, "use `not` to negate (or != / !~ to compare)"),
+                        b';' => {
+                            return err(
+                                at,
+                                "one action per string: use a list, do = [\"first action\", \"second action\"]",
+                            );
+                        }
+                        _ => return err(at, format!("unexpected \"{}\"", c as char)),
+                    },
+                };
+                let len = op.text().len();
+                (Tok::Op(op), i + len)
+            }
+            _ if is_word_byte(c) => {
+                let len = b[i..].iter().take_while(|&&x| is_word_byte(x)).count();
+                (Tok::Word(s[i..i + len].to_string()), i + len)
+            }
+            _ => {
+                let ch = s[i..].chars().next().unwrap_or('?');
+                return err(at, format!("unexpected \"{ch}\""));
+            }
+        };
+        out.push(Token { tok, at });
+        i = end;
+    }
+    Ok(out)
+}
+
+const KEYWORDS: &[&str] = &["and", "or", "not", "in", "true", "exists", "has_totag", "is_request", "is_reply"];
+
+/// How a token is shown in messages.
+fn show(t: &Tok) -> String {
+    match t {
+        Tok::Word(w) => format!("`{w}`"),
+        Tok::Str { value, .. } => format!("\"{value}\""),
+        Tok::Pv(pv) => pv.to_string(),
+        Tok::Op(op) => format!("`{}`", op.text()),
+        Tok::LParen => "`(`".into(),
+        Tok::RParen => "`)`".into(),
+        Tok::LBrack => "`[`".into(),
+        Tok::RBrack => "`]`".into(),
+        Tok::Comma => "`,`".into(),
+    }
+}
+
+fn show_operand(o: &Operand) -> String {
+    match o {
+        Operand::Pv(pv) => pv.to_string(),
+        Operand::Str(s) => format!("\"{s}\""),
+        Operand::Int(n) => n.to_string(),
+        Operand::Myself => "myself".into(),
+    }
+}
+
+fn parse_int(w: &str) -> Option<i64> {
+    let digits = w.strip_prefix('-').unwrap_or(w);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    w.parse().ok()
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or one address.
+fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return Err(format!("\"{text}\" is not an IP address or prefix (like 10.0.0.0/8 or 2001:db8::/32)"));
+    };
+    let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => match l.parse::<u8>() {
+            Ok(n) if n <= max && l.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("\"{text}\": prefix length {l} is out of range (0-{max})")),
+        },
+    };
+    let masked = mask(ip, len);
+    if masked != ip {
+        return Err(format!("\"{text}\" has bits set after the prefix; did you mean {masked}/{len}?"));
+    }
+    Ok(Cidr { addr: ip, len })
+}
+
+fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+/// Header names ringsip maintains itself (with their compact forms).
+const MANAGED: &[(&str, &[&str])] = &[
+    ("Via", &["via", "v"]),
+    ("From", &["from", "f"]),
+    ("To", &["to", "t"]),
+    ("Call-ID", &["call-id", "i"]),
+    ("CSeq", &["cseq"]),
+    ("Content-Length", &["content-length", "l"]),
+    ("Max-Forwards", &["max-forwards"]),
+];
+
+const ACTIONS: &[&str] =
+    &["forward", "select", "reply", "drop", "return", "route", "set_header", "append_header", "remove_header"];
+
+struct Parser<'a> {
+    src: &'a str,
+    toks: Vec<Token>,
+    pos: usize,
+    uses: &'a mut Vec<Use>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(src: &'a str, uses: &'a mut Vec<Use>) -> Result<Self, LangError> {
+        let toks = lex(src)?;
+        for t in &toks {
+            if let Tok::Pv(pv @ (Pv::Status | Pv::Reason)) = &t.tok {
+                let name = if *pv == Pv::Status { "$rs" } else { "$rr" };
+                uses.push(Use { kind: UseKind::ReplyPv(name), at: t.at });
+            }
+        }
+        Ok(Parser { src, toks, pos: 0, uses })
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.toks.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += usize::from(t.is_some());
+        t
+    }
+
+    /// Where the next token starts (or the end of the text).
+    fn here(&self) -> usize {
+        self.peek().map_or(self.src.len(), |t| t.at)
+    }
+
+    fn peek_word(&self, w: &str) -> bool {
+        matches!(self.peek(), Some(Token { tok: Tok::Word(x), .. }) if x == w)
+    }
+
+    fn eat_word(&mut self, w: &str) -> bool {
+        let yes = self.peek_word(w);
+        self.pos += usize::from(yes);
+        yes
+    }
+
+    fn expect_end(&self, after: &str) -> Result<(), LangError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(t) => err(t.at, format!("unexpected {} {after}", show(&t.tok))),
+        }
+    }
+
+    // ---- conditions ----
+
+    fn or(&mut self) -> Result<Expr, LangError> {
+        let mut e = self.and()?;
+        while self.eat_word("or") {
+            let r = self.and()?;
+            e = Expr::Or(Box::new(e), Box::new(r));
+        }
+        Ok(e)
+    }
+
+    fn and(&mut self) -> Result<Expr, LangError> {
+        let mut e = self.unary()?;
+        while self.eat_word("and") {
+            let r = self.unary()?;
+            e = Expr::And(Box::new(e), Box::new(r));
+        }
+        Ok(e)
+    }
+
+    fn unary(&mut self) -> Result<Expr, LangError> {
+        if self.eat_word("not") {
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        if let Some(Token { tok: Tok::LParen, at, .. }) = self.peek() {
+            let open = *at;
+            self.pos += 1;
+            let e = self.or()?;
+            return match self.next() {
+                Some(Token { tok: Tok::RParen, .. }) => Ok(e),
+                Some(t) => err(t.at, format!("expected `)` (to close the `(` before), found {}", show(&t.tok))),
+                None => err(open, "this `(` is never closed"),
+            };
+        }
+        self.atom()
+    }
+
+    fn atom(&mut self) -> Result<Expr, LangError> {
+        let at = self.here();
+        let Some(t) = self.peek().cloned() else {
+            return err(at, "expected a condition here");
+        };
+        if let Tok::Word(w) = &t.tok {
+            let simple = match w.as_str() {
+                "true" => Some(Expr::True),
+                "has_totag" => Some(Expr::HasToTag),
+                "is_request" => Some(Expr::IsRequest),
+                "is_reply" => Some(Expr::IsReply),
+                _ => None,
+            };
+            if let Some(e) = simple {
+                self.pos += 1;
+                return Ok(e);
+            }
+            if w == "exists" {
+                self.pos += 1;
+                return match self.next() {
+                    Some(Token { tok: Tok::Pv(pv), .. }) => Ok(Expr::Exists(pv)),
+                    Some(t) => {
+                        err(t.at, format!("exists needs a pseudo-variable (exists $hdr(X-Foo)), not {}", show(&t.tok)))
+                    }
+                    None => err(self.src.len(), "exists needs a pseudo-variable: exists $hdr(X-Foo)"),
+                };
+            }
+        }
+        let (left, left_at, _) = self.operand("a condition")?;
+        let Some(op_tok) = self.next() else {
+            let hint = match &left {
+                Operand::Pv(pv) => format!(
+                    "{pv} alone is not a condition: compare it (like {pv} == \"...\") or test it with `exists {pv}`"
+                ),
+                o => format!("{} alone is not a condition: compare it with ==, !=, ^=, =~, in ...", show_operand(o)),
+            };
+            return err(left_at, hint);
+        };
+        if matches!(left, Operand::Myself) {
+            return err(left_at, "myself goes on the right of == or != (like $rd == myself)");
+        }
+        match op_tok.tok {
+            Tok::Op(Op::Cmp(op)) => self.comparison(left, left_at, op, op_tok.at),
+            Tok::Op(m @ (Op::Match | Op::NotMatch)) => match self.next() {
+                Some(Token { tok: Tok::Str { value, .. }, at, .. }) => match regex::bytes::Regex::new(&value) {
+                    Ok(regex) => Ok(Expr::Match { left, regex, negated: m == Op::NotMatch }),
+                    Err(e) => err(at, format!("bad regular expression \"{value}\": {}", regex_msg(&e))),
+                },
+                Some(t) => {
+                    err(t.at, format!("{} needs a regular expression in quotes, not {}", m.text(), show(&t.tok)))
+                }
+                None => err(self.src.len(), format!("{} needs a regular expression in quotes", m.text())),
+            },
+            Tok::Word(w) if w == "in" => self.membership(left, left_at),
+            other => err(
+                op_tok.at,
+                format!(
+                    "expected an operator after {} (== != < <= > >= ^= $= *= =~ !~ in), found {}",
+                    show_operand(&left),
+                    show(&other)
+                ),
+            ),
+        }
+    }
+
+    /// An operand; also returns its offset and, for a bare word, the word as written.
+    fn operand(&mut self, expected: &str) -> Result<(Operand, usize, Option<String>), LangError> {
+        let at = self.here();
+        let Some(t) = self.next() else {
+            return err(at, format!("expected {expected} here"));
+        };
+        let o = match t.tok {
+            Tok::Pv(pv) => (Operand::Pv(pv), t.at, None),
+            Tok::Str { value, .. } => (Operand::Str(value), t.at, None),
+            Tok::Word(w) if w == "myself" => (Operand::Myself, t.at, None),
+            Tok::Word(w) if KEYWORDS.contains(&w.as_str()) => {
+                return err(t.at, format!("expected a value, found the keyword `{w}` (quote it if you mean the text)"));
+            }
+            Tok::Word(w) => {
+                let digits = w.strip_prefix('-').unwrap_or(&w);
+                match parse_int(&w) {
+                    Some(n) => (Operand::Int(n), t.at, Some(w)),
+                    None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                        return err(t.at, format!("{w} is too large for a number"));
+                    }
+                    None => (Operand::Str(w.clone()), t.at, Some(w)),
+                }
+            }
+            other => {
+                return err(
+                    t.at,
+                    format!(
+                        "expected {expected} (a pseudo-variable like $rU, a \"string\", a number or a word), found {}",
+                        show(&other)
+                    ),
+                );
+            }
+        };
+        Ok(o)
+    }
+
+    fn comparison(&mut self, left: Operand, left_at: usize, op: CmpOp, op_at: usize) -> Result<Expr, LangError> {
+        let text = Op::Cmp(op).text();
+        let (mut right, right_at, word) = self.operand(&format!("a value after {text}"))?;
+        if matches!(op, CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Contains)
+            && let (Operand::Int(_), Some(w)) = (&right, word)
+        {
+            // Text operators compare text: keep "0044" as written.
+            right = Operand::Str(w);
+        }
+        if matches!(right, Operand::Myself) {
+            if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                return err(op_at, format!("myself only works with == and != (not {text})"));
+            }
+            let ok = matches!(left, Operand::Pv(Pv::RDomain | Pv::RUri | Pv::SrcIp | Pv::FromDomain | Pv::ToDomain));
+            if !ok {
+                return err(
+                    left_at,
+                    format!("myself compares with $rd, $ru, $si, $fd or $td, not {}", show_operand(&left)),
+                );
+            }
+        }
+        if matches!(op, CmpOp::Eq | CmpOp::Ne) && left == Operand::Pv(Pv::Method) {
+            check_method_case(&right, right_at)?;
+        }
+        if matches!(op, CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge) {
+            for (o, at) in [(&left, left_at), (&right, right_at)] {
+                if let Operand::Str(s) = o {
+                    return err(at, format!("{text} compares numbers; \"{s}\" is not a number"));
+                }
+            }
+        }
+        Ok(Expr::Cmp(left, op, right))
+    }
+
+    fn membership(&mut self, left: Operand, left_at: usize) -> Result<Expr, LangError> {
+        let net = matches!(left, Operand::Pv(Pv::SrcIp | Pv::LocalIp));
+        let at = self.here();
+        match self.peek().map(|t| t.tok.clone()) {
+            Some(Tok::LBrack) => {
+                self.pos += 1;
+                let mut cidrs = Vec::new();
+                let mut items = Vec::new();
+                loop {
+                    if let Some(Token { tok: Tok::RBrack, at, .. }) = self.peek() {
+                        if cidrs.is_empty() && items.is_empty() {
+                            return err(*at, "the list after `in` is empty");
+                        }
+                        self.pos += 1;
+                        break;
+                    }
+                    if net {
+                        cidrs.push(self.cidr()?);
+                    } else {
+                        let (o, o_at, _) = self.operand("a list item")?;
+                        if matches!(o, Operand::Myself) {
+                            return err(o_at, "myself cannot be a list item (use $rd == myself)");
+                        }
+                        if left == Operand::Pv(Pv::Method) {
+                            check_method_case(&o, o_at)?;
+                        }
+                        items.push(o);
+                    }
+                    match self.next() {
+                        Some(Token { tok: Tok::Comma, .. }) => {}
+                        Some(Token { tok: Tok::RBrack, .. }) => break,
+                        Some(t) => {
+                            return err(t.at, format!("expected `,` or `]` in the list, found {}", show(&t.tok)));
+                        }
+                        None => return err(at, "this list is never closed with `]`"),
+                    }
+                }
+                Ok(if net { Expr::InNet(left, cidrs) } else { Expr::InList(left, items) })
+            }
+            Some(_) if net => Ok(Expr::InNet(left, vec![self.cidr()?])),
+            Some(_) => err(
+                at,
+                format!(
+                    "`in` needs a list in brackets: {} in [\"a\", \"b\"] (a single network like 10.0.0.0/8 works with $si and $Ri only)",
+                    show_operand(&left)
+                ),
+            ),
+            None => {
+                let _ = left_at;
+                err(at, "`in` needs a list in brackets after it")
+            }
+        }
+    }
+
+    fn cidr(&mut self) -> Result<Cidr, LangError> {
+        let at = self.here();
+        match self.next() {
+            Some(Token { tok: Tok::Word(w) | Tok::Str { value: w, .. }, at, .. }) => {
+                parse_cidr(&w).or_else(|m| err(at, m))
+            }
+            Some(t) => err(t.at, format!("expected an IP address or prefix like 10.0.0.0/8, found {}", show(&t.tok))),
+            None => err(at, "expected an IP address or prefix like 10.0.0.0/8"),
+        }
+    }
+
+    // ---- actions ----
+
+    fn action(&mut self) -> Result<Action, LangError> {
+        let at = self.here();
+        let (word, word_at) = match self.next() {
+            Some(Token { tok: Tok::Word(w), at, .. }) => (w, at),
+            Some(t) => {
+                return err(t.at, format!("expected an action ({}), found {}", ACTIONS.join(", "), show(&t.tok)));
+            }
+            None => return err(at, format!("expected an action ({})", ACTIONS.join(", "))),
+        };
+        match word.as_str() {
+            "forward" => match self.peek().cloned() {
+                Some(Token { tok: Tok::Str { value, .. }, at, .. }) => {
+                    self.pos += 1;
+                    self.uses.push(Use { kind: UseKind::ForwardTarget, at: word_at });
+                    match values::target(&value) {
+                        Ok(addr) => Ok(Action::Forward(Some(Target { text: value, addr }))),
+                        Err(e) => err(at, e),
+                    }
+                }
+                Some(Token { tok: Tok::Word(w), at, .. }) if w != "else" => {
+                    err(at, format!("put the forward target in quotes: forward \"{w}\""))
+                }
+                _ => Ok(Action::Forward(None)),
+            },
+            "select" => {
+                let set = match self.next() {
+                    Some(Token { tok: Tok::Word(w), at, .. }) => match w.parse::<u32>() {
+                        Ok(n) if w.bytes().all(|b| b.is_ascii_digit()) => {
+                            self.uses.push(Use { kind: UseKind::Set(n), at });
+                            n
+                        }
+                        _ => return err(at, format!("select needs a set id (a number, like select 1), not `{w}`")),
+                    },
+                    Some(t) => {
+                        return err(t.at, format!("select needs a set id (like select 1), not {}", show(&t.tok)));
+                    }
+                    None => return err(self.src.len(), "select needs a set id: select 1"),
+                };
+                self.uses.push(Use { kind: UseKind::SelectAction, at: word_at });
+                let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
+                Ok(Action::Select { set, otherwise })
+            }
+            "reply" => {
+                self.uses.push(Use { kind: UseKind::ReplyAction, at: word_at });
+                let code = match self.next() {
+                    Some(Token { tok: Tok::Word(w), at, .. }) => match w.parse::<u16>() {
+                        Ok(c) if w.len() == 3 && (100..=699).contains(&c) => c,
+                        _ => return err(at, format!("reply needs a status code 100-699 (3 digits), not `{w}`")),
+                    },
+                    Some(t) => {
+                        return err(
+                            t.at,
+                            format!("reply needs a status code (like reply 404 \"Not Found\"), not {}", show(&t.tok)),
+                        );
+                    }
+                    None => {
+                        return err(self.src.len(), "reply needs a status code and a reason: reply 404 \"Not Found\"");
+                    }
+                };
+                let reason = match self.next() {
+                    Some(Token { tok: Tok::Str { value, .. }, at, .. }) => {
+                        if value.trim().is_empty() {
+                            return err(at, "the reason phrase is empty: write one, like reply 404 \"Not Found\"");
+                        }
+                        if value.contains(['\r', '\n']) {
+                            return err(at, "the reason phrase cannot contain a line break");
+                        }
+                        value
+                    }
+                    Some(Token { tok: Tok::Word(w), at, .. }) => {
+                        return err(at, format!("put the reason phrase in quotes: reply {code} \"{w}\""));
+                    }
+                    Some(t) => {
+                        return err(t.at, format!("reply needs a reason phrase in quotes, not {}", show(&t.tok)));
+                    }
+                    None => {
+                        return err(self.src.len(), format!("reply needs a reason phrase: reply {code} \"...\""));
+                    }
+                };
+                Ok(Action::Reply { code, reason })
+            }
+            "drop" => Ok(Action::Drop),
+            "return" => Ok(Action::Return),
+            "route" => match self.next() {
+                Some(Token { tok: Tok::Word(w), at, .. }) => {
+                    if !is_route_name(&w) {
+                        return err(at, format!("\"{w}\" is not a route name (letters, digits, _ and -)"));
+                    }
+                    self.uses.push(Use { kind: UseKind::Call(w.clone()), at });
+                    Ok(Action::Route(w))
+                }
+                Some(t) => err(t.at, format!("route needs a route name (like route SAFEGUARD), not {}", show(&t.tok))),
+                None => err(self.src.len(), "route needs a route name: route SAFEGUARD"),
+            },
+            "set_header" | "append_header" => {
+                let name = self.header_name(&word)?;
+                let value = match self.next() {
+                    Some(Token { tok: Tok::Str { body, double, .. }, .. }) => {
+                        template(self.src, body, double, self.uses)?
+                    }
+                    Some(t) => {
+                        return err(t.at, format!("{word} needs a value in quotes: {word} {name} \"...\""));
+                    }
+                    None => {
+                        return err(self.src.len(), format!("{word} needs a value in quotes: {word} {name} \"...\""));
+                    }
+                };
+                Ok(if word == "set_header" {
+                    Action::SetHeader { name, value }
+                } else {
+                    Action::AppendHeader { name, value }
+                })
+            }
+            "remove_header" => Ok(Action::RemoveHeader(self.header_name(&word)?)),
+            other => {
+                let hint = match other {
+                    "t_relay" | "relay" | "send" => " (ringsip's is `forward`)".to_string(),
+                    "ds_select_dst" | "ds_select" | "ds_select_domain" => " (ringsip's is `select <set>`)".to_string(),
+                    "sl_send_reply" | "send_reply" | "t_reply" => {
+                        " (ringsip's is `reply <code> \"<reason>\"`)".to_string()
+                    }
+                    "exit" => " (use `drop` or `return`)".to_string(),
+                    "append_hf" => " (ringsip's is `append_header`)".to_string(),
+                    "remove_hf" => " (ringsip's is `remove_header`)".to_string(),
+                    _ => closest(other, ACTIONS.iter().copied())
+                        .map(|c| format!(" (did you mean {c}?)"))
+                        .unwrap_or_default(),
+                };
+                err(word_at, format!("unknown action `{other}`{hint}; actions: {}", ACTIONS.join(", ")))
+            }
+        }
+    }
+
+    fn header_name(&mut self, action: &str) -> Result<String, LangError> {
+        let (name, at) = match self.next() {
+            Some(Token { tok: Tok::Word(w), at, .. }) => (w, at),
+            Some(Token { tok: Tok::Str { value, .. }, at, .. }) => (value, at),
+            Some(t) => return err(t.at, format!("{action} needs a header name (like X-Tenant), not {}", show(&t.tok))),
+            None => return err(self.src.len(), format!("{action} needs a header name, like {action} X-Tenant")),
+        };
+        if !values::is_token(&name) {
+            return err(at, format!("\"{name}\" is not a valid header name"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if let Some((canon, _)) = MANAGED.iter().find(|(_, forms)| forms.contains(&lower.as_str())) {
+            return err(at, format!("ringsip manages {canon} itself; {action} cannot change it"));
+        }
+        Ok(name)
+    }
+}
+
+/// The methods of RFC 3261 and its extensions, to catch `$rm == invite`.
+const METHODS: &[&str] = &[
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "INFO",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+];
+
+/// Methods are case-sensitive (RFC 3261 §7.1): `invite` never matches an INVITE.
+fn check_method_case(o: &Operand, at: usize) -> Result<(), LangError> {
+    if let Operand::Str(m) = o {
+        let upper = m.to_ascii_uppercase();
+        if upper != *m && METHODS.contains(&upper.as_str()) {
+            return err(at, format!("methods are case-sensitive: \"{m}\" never matches; write {upper}"));
+        }
+    }
+    Ok(())
+}
+
+/// Route names: letters, digits, `_` and `-`.
+pub(crate) fn is_route_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The one-line reason of a regex error (the regex crate's message spans several lines).
+fn regex_msg(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error:").map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A value template from the raw text between the quotes of a string.
+fn template(src: &str, body: Range<usize>, double: bool, uses: &mut Vec<Use>) -> Result<Template, LangError> {
+    let raw = &src[body.clone()];
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let rest = &raw[i..];
+        if rest.starts_with("\\$") {
+            text.push('$');
+            i += 2;
+        } else if double && (rest.starts_with("\\\"") || rest.starts_with("\\\\")) {
+            text.push(rest.as_bytes()[1] as char);
+            i += 2;
+        } else if rest.starts_with('$') {
+            let (pv, end) = lex_pv(src, body.start + i)?;
+            if matches!(pv, Pv::Status | Pv::Reason) {
+                let name = if pv == Pv::Status { "$rs" } else { "$rr" };
+                uses.push(Use { kind: UseKind::ReplyPv(name), at: body.start + i });
+            }
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut text)));
+            }
+            pieces.push(Piece::Pv(pv));
+            i = end - body.start;
+        } else {
+            let ch = rest.chars().next().unwrap_or('\u{fffd}');
+            if ch == '\r' || ch == '\n' {
+                return err(body.start + i, "a header value cannot contain a line break");
+            }
+            text.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    Ok(Template(pieces))
+}
+
+/// Parse a condition (`if`).
+pub(crate) fn parse_cond(s: &str, uses: &mut Vec<Use>) -> Result<Expr, LangError> {
+    let mut p = Parser::new(s, uses)?;
+    if p.peek().is_none() {
+        return err(0, "the condition is empty (leave `if` out for a rule that always runs)");
+    }
+    let e = p.or()?;
+    p.expect_end("after the condition (join conditions with `and` / `or`)")?;
+    Ok(e)
+}
+
+/// Parse one action (one entry of `do`).
+pub(crate) fn parse_action(s: &str, uses: &mut Vec<Use>) -> Result<Action, LangError> {
+    let mut p = Parser::new(s, uses)?;
+    let a = p.action()?;
+    p.expect_end("after the action (one action per string; use a list for more: do = [\"...\", \"...\"])")?;
+    Ok(a)
+}
+
+/// Parse a lone pseudo-variable (`hash_pv`).
+pub(crate) fn parse_pv(s: &str) -> Result<Pv, LangError> {
+    let start = s.len() - s.trim_start().len();
+    if !s[start..].starts_with('$') {
+        return err(start, format!("\"{s}\" is not a pseudo-variable (write one like \"$hdr(X-Account)\" or \"$fU\")"));
+    }
+    let (pv, end) = lex_pv(s, start)?;
+    if !s[end..].trim().is_empty() {
+        return err(end, "hash_pv is one pseudo-variable, with nothing after it");
+    }
+    Ok(pv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(s: &str) -> Expr {
+        parse_cond(s, &mut Vec::new()).unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    fn cond_err(s: &str) -> LangError {
+        match parse_cond(s, &mut Vec::new()) {
+            Ok(e) => panic!("{s} parsed: {e:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn action(s: &str) -> Action {
+        parse_action(s, &mut Vec::new()).unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    fn action_err(s: &str) -> LangError {
+        match parse_action(s, &mut Vec::new()) {
+            Ok(a) => panic!("{s} parsed: {a:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn precedence_and_binds_tighter_than_or() {
+        let e = cond("is_request or has_totag and not true");
+        let Expr::Or(a, b) = e else { panic!("{e:?}") };
+        assert!(matches!(*a, Expr::IsRequest));
+        let Expr::And(c, d) = *b else { panic!() };
+        assert!(matches!(*c, Expr::HasToTag));
+        assert!(matches!(*d, Expr::Not(ref x) if matches!(**x, Expr::True)));
+        let e = cond("(is_request or has_totag) and true");
+        assert!(matches!(e, Expr::And(..)));
+    }
+
+    #[test]
+    fn comparisons() {
+        let e = cond("$hdr(Max-Forwards) == 0");
+        assert!(matches!(e, Expr::Cmp(Operand::Pv(Pv::Hdr(ref h)), CmpOp::Eq, Operand::Int(0)) if h == "Max-Forwards"));
+        let e = cond("$rm == INVITE");
+        assert!(matches!(e, Expr::Cmp(Operand::Pv(Pv::Method), CmpOp::Eq, Operand::Str(ref s)) if s == "INVITE"));
+        let e = cond(r#"$rU ^= "+1""#);
+        assert!(matches!(e, Expr::Cmp(Operand::Pv(Pv::RUser), CmpOp::StartsWith, Operand::Str(ref s)) if s == "+1"));
+        let e = cond("$rU ^= 0044");
+        assert!(matches!(e, Expr::Cmp(_, CmpOp::StartsWith, Operand::Str(ref s)) if s == "0044"));
+        let e = cond("$ua *= 'sip\"vicious'");
+        assert!(matches!(e, Expr::Cmp(_, CmpOp::Contains, Operand::Str(ref s)) if s == "sip\"vicious"));
+        let e = cond(r#"$fU $= "\"x\\""#);
+        assert!(matches!(e, Expr::Cmp(_, CmpOp::EndsWith, Operand::Str(ref s)) if s == "\"x\\"));
+        for (text, op) in [("<", CmpOp::Lt), ("<=", CmpOp::Le), (">", CmpOp::Gt), (">=", CmpOp::Ge), ("!=", CmpOp::Ne)]
+        {
+            let e = cond(&format!("$cs {text} -5"));
+            assert!(matches!(e, Expr::Cmp(Operand::Pv(Pv::CSeq), o, Operand::Int(-5)) if o == op), "{text}");
+        }
+        let e = cond("$rd != myself");
+        assert!(matches!(e, Expr::Cmp(Operand::Pv(Pv::RDomain), CmpOp::Ne, Operand::Myself)));
+    }
+
+    #[test]
+    fn regex_and_lists() {
+        let e = cond(r#"$ua =~ "friendly-scanner|sipvicious""#);
+        let Expr::Match { left: Operand::Pv(Pv::UserAgent), regex, negated: false } = e else { panic!() };
+        assert!(regex.is_match(b"the sipvicious tool"));
+        assert!(matches!(cond("$ua !~ 'x'"), Expr::Match { negated: true, .. }));
+        let e = cond(r#"$rm in [INVITE, "BYE", 3]"#);
+        let Expr::InList(Operand::Pv(Pv::Method), items) = e else { panic!() };
+        assert_eq!(items.len(), 3);
+        let e = cond("$si in [10.0.0.0/8, 192.0.2.1, '2001:db8::/32']");
+        let Expr::InNet(Operand::Pv(Pv::SrcIp), nets) = e else { panic!() };
+        assert_eq!(nets[0], Cidr { addr: "10.0.0.0".parse().unwrap(), len: 8 });
+        assert_eq!(nets[1], Cidr { addr: "192.0.2.1".parse().unwrap(), len: 32 });
+        assert_eq!(nets[2].len, 32);
+        let e = cond("$Ri in 127.0.0.0/8");
+        assert!(matches!(e, Expr::InNet(Operand::Pv(Pv::LocalIp), ref n) if n.len() == 1));
+        assert!(matches!(cond("exists $hdr(X-Foo)"), Expr::Exists(Pv::Hdr(_))));
+    }
+
+    #[test]
+    fn condition_errors() {
+        let e = cond_err("$xx == 1");
+        assert_eq!(e.at, 0);
+        assert!(e.msg.contains("unknown pseudo-variable $xx") && e.msg.contains("$rU"), "{}", e.msg);
+        let e = cond_err("$ua =~ \"(abc\"");
+        assert_eq!(e.at, 7);
+        assert!(e.msg.contains("bad regular expression") && e.msg.contains("unclosed group"), "{}", e.msg);
+        let e = cond_err("$rU == myself");
+        assert!(e.msg.contains("myself compares with"), "{}", e.msg);
+        let e = cond_err("$rd ^= myself");
+        assert!(e.msg.contains("only works with == and !="), "{}", e.msg);
+        let e = cond_err("myself == $rd");
+        assert!(e.msg.contains("goes on the right"), "{}", e.msg);
+        let e = cond_err("$rU = 1");
+        assert!(e.msg.contains("use =="), "{}", e.msg);
+        let e = cond_err("$rU == 1 && true");
+        assert_eq!(e.at, 9);
+        let e = cond_err("$si in 10.0.0.1/8");
+        assert!(e.msg.contains("10.0.0.0/8"), "{}", e.msg);
+        let e = cond_err("$rU in 10.0.0.0/8");
+        assert!(e.msg.contains("list in brackets"), "{}", e.msg);
+        let e = cond_err("$hdr(X)");
+        assert!(e.msg.contains("exists $hdr(X)"), "{}", e.msg);
+        let e = cond_err("(true");
+        assert!(e.msg.contains("never closed"), "{}", e.msg);
+        let e = cond_err("true true");
+        assert_eq!(e.at, 5);
+        let e = cond_err("$rU < \"abc\"");
+        assert!(e.msg.contains("compares numbers"), "{}", e.msg);
+        let e = cond_err("$rm == invite");
+        assert!(e.msg.contains("write INVITE"), "{}", e.msg);
+        assert_eq!(e.at, 7);
+        assert!(cond_err("$rm in [INVITE, 'bye']").msg.contains("write BYE"));
+        assert!(matches!(cond("$rU == -"), Expr::Cmp(_, _, Operand::Str(ref s)) if s == "-"));
+        assert!(cond_err("$cs > 99999999999999999999").msg.contains("too large"));
+        let e = cond_err("$ru == \"open");
+        assert!(e.msg.contains("no closing"), "{}", e.msg);
+    }
+
+    #[test]
+    fn actions() {
+        assert!(matches!(action("forward"), Action::Forward(None)));
+        let Action::Forward(Some(t)) = action("forward \"udp:10.0.0.1:5070\"") else { panic!() };
+        assert_eq!(t.addr, "10.0.0.1:5070".parse().unwrap());
+        let Action::Select { set: 1, otherwise: Some(o) } = action("select 1 else reply 503 \"No destination\"") else {
+            panic!()
+        };
+        assert!(matches!(*o, Action::Reply { code: 503, ref reason } if reason == "No destination"));
+        assert!(matches!(action("select 2"), Action::Select { set: 2, otherwise: None }));
+        assert!(matches!(action("drop"), Action::Drop));
+        assert!(matches!(action("return"), Action::Return));
+        assert!(matches!(action("route SAFE-guard_1"), Action::Route(ref n) if n == "SAFE-guard_1"));
+        let Action::SetHeader { name, value } = action(r#"set_header X-Src "from $si:$sp \$5""#) else { panic!() };
+        assert_eq!(name, "X-Src");
+        assert_eq!(
+            value.0,
+            vec![
+                Piece::Text("from ".into()),
+                Piece::Pv(Pv::SrcIp),
+                Piece::Text(":".into()),
+                Piece::Pv(Pv::SrcPort),
+                Piece::Text(" $5".into())
+            ]
+        );
+        assert!(matches!(action("append_header X-A 'v'"), Action::AppendHeader { .. }));
+        assert!(matches!(action("remove_header X-A"), Action::RemoveHeader(ref n) if n == "X-A"));
+    }
+
+    #[test]
+    fn action_errors() {
+        assert!(action_err("set_header Via \"x\"").msg.contains("ringsip manages Via itself"));
+        assert!(action_err("remove_header i").msg.contains("ringsip manages Call-ID itself"));
+        assert!(action_err("reply 99 \"x\"").msg.contains("100-699"));
+        assert!(action_err("reply 404").msg.contains("reason"));
+        assert!(action_err("reply 404 \"\"").msg.contains("empty"));
+        assert!(action_err("t_relay").msg.contains("forward"));
+        assert!(action_err("forwrd").msg.contains("did you mean forward"));
+        assert!(action_err("forward \"sip:gw.example.com\"").msg.contains("host names need DNS"));
+        let e = action_err("forward; drop");
+        assert_eq!(e.at, 7);
+        assert!(e.msg.contains("one action per string"));
+        let e = action_err("drop forward");
+        assert_eq!(e.at, 5);
+        assert!(action_err("set_header X \"a $zz\"").msg.contains("unknown pseudo-variable $zz"));
+        assert!(action_err("select x").msg.contains("set id"));
+    }
+
+    #[test]
+    fn uses_are_recorded() {
+        let mut uses = Vec::new();
+        parse_action("select 7 else route fallback", &mut uses).unwrap();
+        assert!(uses.contains(&Use { kind: UseKind::Set(7), at: 7 }));
+        assert!(uses.contains(&Use { kind: UseKind::SelectAction, at: 0 }));
+        assert!(uses.contains(&Use { kind: UseKind::Call("fallback".into()), at: 20 }));
+        let mut uses = Vec::new();
+        parse_cond("$rs >= 500", &mut uses).unwrap();
+        assert_eq!(uses, vec![Use { kind: UseKind::ReplyPv("$rs"), at: 0 }]);
+    }
+
+    #[test]
+    fn hash_pv() {
+        assert_eq!(parse_pv("$hdr(X-Account)").unwrap(), Pv::Hdr("X-Account".into()));
+        assert_eq!(parse_pv("$fU").unwrap(), Pv::FromUser);
+        assert!(parse_pv("X-Account").is_err());
+        assert!(parse_pv("$fU $tU").is_err());
+    }
+}

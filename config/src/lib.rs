@@ -1,0 +1,403 @@
+//! ringsip's configuration: a TOML file for people (with CSV files for large destination
+//! tables), the route language, and validation that reports every problem it can find with
+//! `file:line:col` and a plain explanation.
+//!
+//! Everything here runs once, at load time: it may allocate freely. The result, [`Config`],
+//! is the validated model the runtime builds its snapshot from.
+//!
+//! ```no_run
+//! let config = match ringsip_config::load(std::path::Path::new("ringsip.toml")) {
+//!     Ok(c) => c,
+//!     Err(errors) => {
+//!         eprintln!("{errors}"); // one line per problem: file:line:col: message
+//!         std::process::exit(1);
+//!     }
+//! };
+//! # let _ = config;
+//! ```
+//!
+//! The TOML schema and the route language are documented in `docs/config.md`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod dispatcher;
+mod error;
+mod lang;
+mod routes;
+mod server;
+mod values;
+mod walk;
+
+pub mod route;
+
+pub use error::{ConfigError, Errors};
+
+/// Default socket receive buffer requested (`server.rcvbuf`): 8 MiB.
+pub const DEFAULT_RCVBUF: usize = 8 << 20;
+/// Default socket send buffer requested (`server.sndbuf`): 4 MiB.
+pub const DEFAULT_SNDBUF: usize = 4 << 20;
+/// Default datagrams per `recvmmsg`/`sendmmsg` batch (`server.batch`).
+pub const DEFAULT_BATCH: usize = 64;
+/// Largest allowed `server.batch`.
+pub const MAX_BATCH: usize = 1024;
+/// Default per-shard CANCEL/ACK stickiness table size (`server.sticky_entries`).
+pub const DEFAULT_STICKY_ENTRIES: usize = 65536;
+/// Largest allowed `server.sticky_entries` (2^24).
+pub const MAX_STICKY_ENTRIES: usize = 1 << 24;
+/// Default tracing filter (`server.log`).
+pub const DEFAULT_LOG: &str = "info";
+/// Default probe interval.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// Shortest allowed probe interval.
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`: sockets, threads, buffers, management endpoints.
+    pub server: Server,
+    /// `[dispatcher]`: destination sets and their health probes.
+    pub dispatcher: Dispatcher,
+    /// `[[route.*]]`: the request route, the optional reply route and named routes.
+    pub routes: Routes,
+    /// The file the config was read from (the `origin` given to [`parse`]).
+    pub source: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Addresses to receive on; at least one, no duplicates.
+    pub listen: Vec<Listen>,
+    /// `host[:port]` written in Via (and used for `myself`) instead of the listen address.
+    pub advertise: Option<String>,
+    /// Number of shards (worker threads); `None`: one per CPU in `cpus`, or the runtime's choice.
+    pub shards: Option<usize>,
+    /// CPUs to pin shards to, in order; no duplicates.
+    pub cpus: Option<Vec<usize>>,
+    /// Path of the control socket (`ringsip ctl`); `None`: no control socket.
+    pub control_socket: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint; `None`: no endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// `tracing` filter (`RUST_LOG` syntax); default `"info"`.
+    pub log: String,
+    /// Socket receive buffer to request, in bytes; default 8 MiB.
+    pub rcvbuf: usize,
+    /// Socket send buffer to request, in bytes; default 4 MiB.
+    pub sndbuf: usize,
+    /// Datagrams per `recvmmsg`/`sendmmsg` call; default 64, 1..=1024.
+    pub batch: usize,
+    /// Entries of the per-shard CANCEL/ACK stickiness table; a power of two; default 65536.
+    pub sticky_entries: usize,
+}
+
+/// A transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+}
+
+impl Transport {
+    /// The lowercase name used in configs (`udp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// One `server.listen` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The transport (only UDP for now).
+    pub transport: Transport,
+    /// Local IP and port.
+    pub addr: SocketAddr,
+    /// The entry as written (`"udp:127.0.0.1:5060"`).
+    pub text: String,
+}
+
+/// `[dispatcher]`.
+#[derive(Debug, Clone, Default)]
+pub struct Dispatcher {
+    /// The destination sets, sorted by id.
+    pub sets: Vec<Set>,
+}
+
+impl Dispatcher {
+    /// The set with this id.
+    pub fn set(&self, id: u32) -> Option<&Set> {
+        self.sets.binary_search_by_key(&id, |s| s.id).ok().map(|i| &self.sets[i])
+    }
+}
+
+/// One `[[dispatcher.set]]`.
+#[derive(Debug, Clone)]
+pub struct Set {
+    /// The id `select <id>` refers to; unique.
+    pub id: u32,
+    /// Optional name, for logs and metrics.
+    pub name: Option<String>,
+    /// How a destination is chosen.
+    pub algorithm: Algorithm,
+    /// The value hashed by [`Algorithm::HashPv`]; `Some` exactly for that algorithm.
+    pub hash_pv: Option<route::Pv>,
+    /// The destinations, inline ones first (in order), then the CSV rows (in order).
+    pub destinations: Vec<Destination>,
+    /// Health probing of the destinations.
+    pub probe: Probe,
+}
+
+/// A dispatcher algorithm, with Kamailio's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// 0: hash over the Call-ID.
+    HashCallId,
+    /// 1: hash over the From URI.
+    HashFromUri,
+    /// 2: hash over the To URI.
+    HashToUri,
+    /// 3: hash over the Request-URI user.
+    HashRUriUser,
+    /// 4: round-robin.
+    RoundRobin,
+    /// 5: hash over the authentication user name.
+    HashAuthUser,
+    /// 6: random.
+    Random,
+    /// 7: hash over a pseudo-variable (`hash_pv`).
+    HashPv,
+    /// 8: the first active destination by priority.
+    Priority,
+    /// 9: weighted random; the weights of a set add up to 100.
+    Weight,
+    /// 11: relative weight (weights in proportion to each other).
+    RelativeWeight,
+}
+
+impl Algorithm {
+    /// Every supported algorithm, in number order.
+    pub const ALL: [Algorithm; 11] = [
+        Algorithm::HashCallId,
+        Algorithm::HashFromUri,
+        Algorithm::HashToUri,
+        Algorithm::HashRUriUser,
+        Algorithm::RoundRobin,
+        Algorithm::HashAuthUser,
+        Algorithm::Random,
+        Algorithm::HashPv,
+        Algorithm::Priority,
+        Algorithm::Weight,
+        Algorithm::RelativeWeight,
+    ];
+
+    /// Kamailio's number for the algorithm (`ds_select_dst(set, alg)`).
+    pub fn number(self) -> u8 {
+        match self {
+            Algorithm::HashCallId => 0,
+            Algorithm::HashFromUri => 1,
+            Algorithm::HashToUri => 2,
+            Algorithm::HashRUriUser => 3,
+            Algorithm::RoundRobin => 4,
+            Algorithm::HashAuthUser => 5,
+            Algorithm::Random => 6,
+            Algorithm::HashPv => 7,
+            Algorithm::Priority => 8,
+            Algorithm::Weight => 9,
+            Algorithm::RelativeWeight => 11,
+        }
+    }
+
+    /// The name used in configs (`"round-robin"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HashCallId => "hash-callid",
+            Algorithm::HashFromUri => "hash-from",
+            Algorithm::HashToUri => "hash-to",
+            Algorithm::HashRUriUser => "hash-ruri-user",
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::HashAuthUser => "hash-auth-user",
+            Algorithm::Random => "random",
+            Algorithm::HashPv => "hash-pv",
+            Algorithm::Priority => "priority",
+            Algorithm::Weight => "weight",
+            Algorithm::RelativeWeight => "relative-weight",
+        }
+    }
+
+    /// The algorithm with this Kamailio number.
+    pub fn from_number(n: i64) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| i64::from(a.number()) == n)
+    }
+
+    /// The algorithm with this name.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// A destination of a set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The URI as written (`"sip:192.0.2.10:5060;transport=udp"`).
+    pub uri: String,
+    /// Where to send (port 5060 when the URI has none).
+    pub addr: SocketAddr,
+    /// Weight (algorithms 9 and 11); default 1.
+    pub weight: u32,
+    /// Priority (algorithm 8: higher first; also the order of the failover list); default 0.
+    pub priority: i32,
+    /// Free-form attributes (`"dc=east;max=100"`); default empty.
+    pub attrs: String,
+    /// `state = "disabled"`: configured but never selected nor probed until enabled.
+    pub disabled: bool,
+}
+
+/// Which destinations are probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProbeMode {
+    /// Probe every destination (Kamailio `ds_probing_mode=1`); the default.
+    #[default]
+    All,
+    /// Probe only destinations marked inactive, to bring them back (`ds_probing_mode=0`).
+    Inactive,
+    /// Do not probe.
+    None,
+}
+
+/// An inclusive range of SIP status codes (`"2xx"` is 200..=299).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRange {
+    /// Lowest code.
+    pub lo: u16,
+    /// Highest code.
+    pub hi: u16,
+}
+
+impl CodeRange {
+    /// Whether `code` is in the range.
+    pub fn contains(&self, code: u16) -> bool {
+        self.lo <= code && code <= self.hi
+    }
+}
+
+/// Health probing of a set's destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// Which destinations are probed; default all.
+    pub mode: ProbeMode,
+    /// The request method sent; default `OPTIONS`.
+    pub method: String,
+    /// Time between probes of a destination; default 10 s, at least 100 ms.
+    pub interval: Duration,
+    /// How long to wait for an answer; default the interval, at most the interval.
+    pub timeout: Duration,
+    /// Failed probes in a row that make an active destination inactive; default 3.
+    pub failure_threshold: u32,
+    /// Answered probes in a row that make an inactive destination active; default 1.
+    pub success_threshold: u32,
+    /// Status codes that count as an answer; default `["2xx"]`.
+    pub up_codes: Vec<CodeRange>,
+    /// The From URI of probes; default `sip:ringsip@<first listen IP>`.
+    pub from: String,
+}
+
+/// `[[route.*]]`.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// `[[route.request]]`: runs for every request that parsed.
+    pub request: route::Route,
+    /// `[[route.reply]]`: runs for every reply before it is relayed; `None` when absent.
+    pub reply: Option<route::Route>,
+    /// `[[route.<name>]]`: named routes, run by `route <name>`.
+    pub named: BTreeMap<String, route::Route>,
+}
+
+/// Read and validate a config file. Paths of CSV tables are relative to the file's folder.
+pub fn load(path: &Path) -> Result<Config, Errors> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Errors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the config file: {e}"),
+            row: None,
+        }])
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, path),
+        Err(e) => {
+            let bad = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes());
+            let mut d = error::Diag::new(path, &text);
+            d.at(bad, "the file is not valid UTF-8 here");
+            Err(Errors(d.errors))
+        }
+    }
+}
+
+/// Validate config text. `origin` names the file in messages and is the base for CSV paths
+/// (relative to its folder).
+pub fn parse(text: &str, origin: &Path) -> Result<Config, Errors> {
+    let mut d = error::Diag::new(origin, text);
+    let config = build(&mut d, origin);
+    if d.errors.is_empty() {
+        if let Some(c) = config {
+            return Ok(c);
+        }
+        d.at(0, "the config is incomplete");
+    }
+    let mut errors = d.errors;
+    let main = origin.to_path_buf();
+    // Main file first, then other files; by position within each; stable otherwise.
+    errors.sort_by(|a, b| {
+        (a.file != main, &a.file, a.line, a.col, a.row).cmp(&(b.file != main, &b.file, b.line, b.col, b.row))
+    });
+    errors.dedup();
+    Err(Errors(errors))
+}
+
+fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
+    let text = d.src.text;
+    let (root, syntax) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // One per line: later problems on a line usually follow from the first.
+        let mut lines = std::collections::BTreeSet::new();
+        for e in syntax {
+            let at = e.span().map(|s| s.start).unwrap_or(0);
+            if lines.insert(d.src.line_col(at).0) {
+                d.at(at, format!("TOML syntax: {}", e.message().trim()));
+            }
+        }
+        return None;
+    }
+    let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
+    root.check_keys(d, &["server", "dispatcher", "route"]);
+
+    let server = match root.get("server") {
+        Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
+        None => {
+            d.at(0, "missing [server] section (it needs at least `listen = [\"udp:IP:PORT\"]`)");
+            None
+        }
+    };
+    let first_ip = server.as_ref().and_then(|s| s.listen.first()).map(|l| l.addr.ip());
+    let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dispatcher = match root.get("dispatcher") {
+        Some(v) => walk::table(d, v, "[dispatcher]").map(|t| dispatcher::parse(d, &t, first_ip, &base)),
+        None => Some(dispatcher::Parsed { ids_complete: true, ..dispatcher::Parsed::default() }),
+    };
+    let set_ids = dispatcher.as_ref().map(|p| routes::SetIds { ids: &p.ids, complete: p.ids_complete });
+    let routes = match root.get("route") {
+        Some(v) => walk::table(d, v, "[route]").and_then(|t| routes::parse(d, &t, set_ids)),
+        None => {
+            d.at(0, "missing [[route.request]]: a config needs at least one request rule");
+            None
+        }
+    };
+    Some(Config { server: server?, dispatcher: dispatcher?.dispatcher, routes: routes?, source: origin.to_path_buf() })
+}

@@ -1,0 +1,275 @@
+//! The route language: the AST a config's `[[route.*]]` rules compile to.
+//!
+//! A route is an ordered list of rules. A rule has an optional condition (`if`) and a list
+//! of actions (`do`). Rules run in order; a rule whose condition holds runs its actions in
+//! order. `forward`, `reply` and `drop` end the processing of the message; `return` leaves
+//! the current named route and continues in its caller; reaching the end of the request
+//! route without a terminal action drops the request (counted as `route_end`).
+//!
+//! Pseudo-variables use Kamailio's names where Kamailio has one.
+
+use std::net::IpAddr;
+
+/// A pseudo-variable: a value read from the message or its context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pv {
+    /// `$si`: source IP of the message.
+    SrcIp,
+    /// `$sp`: source port.
+    SrcPort,
+    /// `$Ri`: the local IP the message was received on.
+    LocalIp,
+    /// `$Rp`: the local port the message was received on.
+    LocalPort,
+    /// `$proto`: transport of the message (`udp`).
+    Proto,
+    /// `$rm`: request method (for replies: the CSeq method).
+    Method,
+    /// `$ru`: the whole Request-URI.
+    RUri,
+    /// `$rU`: Request-URI user.
+    RUser,
+    /// `$rd`: Request-URI host (domain).
+    RDomain,
+    /// `$rp`: Request-URI port (empty when absent).
+    RPort,
+    /// `$fu`: From URI.
+    FromUri,
+    /// `$fU`: From URI user.
+    FromUser,
+    /// `$fd`: From URI host.
+    FromDomain,
+    /// `$ft`: From tag.
+    FromTag,
+    /// `$tu`: To URI.
+    ToUri,
+    /// `$tU`: To URI user.
+    ToUser,
+    /// `$td`: To URI host.
+    ToDomain,
+    /// `$tt`: To tag.
+    ToTag,
+    /// `$ci`: Call-ID.
+    CallId,
+    /// `$cs`: CSeq number.
+    CSeq,
+    /// `$ua`: User-Agent.
+    UserAgent,
+    /// `$du`: the destination URI chosen so far (by `select` or `forward <uri>`).
+    DstUri,
+    /// `$rs`: reply status code (replies only).
+    Status,
+    /// `$rr`: reply reason phrase (replies only).
+    Reason,
+    /// `$hdr(Name)`: the value of the first header with that name (compact forms and
+    /// case-insensitive). The string is the name as written in the config.
+    Hdr(String),
+}
+
+impl Pv {
+    /// The name as written in a config (`"$rU"`); `None` for `$hdr(...)`, whose name
+    /// includes the header (see `Display`).
+    pub fn short_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Pv::SrcIp => "$si",
+            Pv::SrcPort => "$sp",
+            Pv::LocalIp => "$Ri",
+            Pv::LocalPort => "$Rp",
+            Pv::Proto => "$proto",
+            Pv::Method => "$rm",
+            Pv::RUri => "$ru",
+            Pv::RUser => "$rU",
+            Pv::RDomain => "$rd",
+            Pv::RPort => "$rp",
+            Pv::FromUri => "$fu",
+            Pv::FromUser => "$fU",
+            Pv::FromDomain => "$fd",
+            Pv::FromTag => "$ft",
+            Pv::ToUri => "$tu",
+            Pv::ToUser => "$tU",
+            Pv::ToDomain => "$td",
+            Pv::ToTag => "$tt",
+            Pv::CallId => "$ci",
+            Pv::CSeq => "$cs",
+            Pv::UserAgent => "$ua",
+            Pv::DstUri => "$du",
+            Pv::Status => "$rs",
+            Pv::Reason => "$rr",
+            Pv::Hdr(_) => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Pv {
+    /// The pseudo-variable as written in a config: `$rU`, `$hdr(X-Foo)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pv::Hdr(name) => write!(f, "$hdr({name})"),
+            pv => f.write_str(pv.short_name().unwrap_or("$?")),
+        }
+    }
+}
+
+/// A literal or pseudo-variable operand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// A pseudo-variable.
+    Pv(Pv),
+    /// A string literal (`"..."` or `'...'`), or a bare word (`INVITE`).
+    Str(String),
+    /// An integer literal.
+    Int(i64),
+    /// `myself`: matches any of ringsip's own addresses (listen and advertised), as
+    /// Kamailio's `myself`. Only valid on the right of `==`/`!=` with `$rd`, `$ru`, `$si`,
+    /// `$fd`, `$td`.
+    Myself,
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==` (numeric when both sides are integers, else byte-wise; `$rm` is case-sensitive,
+    /// host pseudo-variables compare case-insensitively)
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<` (numeric only)
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `^=`: starts with
+    StartsWith,
+    /// `$=`: ends with
+    EndsWith,
+    /// `*=`: contains
+    Contains,
+}
+
+/// A network prefix for `in` conditions on `$si`/`$Ri`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+/// A condition.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    /// `a and b`
+    And(Box<Expr>, Box<Expr>),
+    /// `a or b`
+    Or(Box<Expr>, Box<Expr>),
+    /// `not a`
+    Not(Box<Expr>),
+    /// `left OP right`
+    Cmp(Operand, CmpOp, Operand),
+    /// `left =~ "regex"` (`negated`: `!~`). Compiled at load; matches bytes.
+    Match { left: Operand, regex: regex::bytes::Regex, negated: bool },
+    /// `left in ["a", "b", 3]`
+    InList(Operand, Vec<Operand>),
+    /// `$si in 10.0.0.0/8` or `$si in [10.0.0.0/8, 192.0.2.1]`
+    InNet(Operand, Vec<Cidr>),
+    /// `exists $hdr(X)` / `exists $tt`: the value is present (even if empty).
+    Exists(Pv),
+    /// `has_totag`: the To header has a tag (an in-dialog request).
+    HasToTag,
+    /// `is_request`
+    IsRequest,
+    /// `is_reply`
+    IsReply,
+    /// `true`
+    True,
+}
+
+/// A piece of a value template: literal text or a pseudo-variable (`"from $si:$sp"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Literal text.
+    Text(String),
+    /// A pseudo-variable, substituted at run time (empty when absent).
+    Pv(Pv),
+}
+
+/// A string that may contain pseudo-variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template(pub Vec<Piece>);
+
+/// A forwarding target given explicitly: `forward "udp:192.0.2.10:5060"` or
+/// `forward "sip:192.0.2.10:5060"`. Host names are refused (no DNS on the hot path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The destination as written.
+    pub text: String,
+    /// The address to send to.
+    pub addr: std::net::SocketAddr,
+}
+
+/// An action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `forward`: stateless forward to `$du` if set, else to the top Route (after ringsip's
+    /// own entries are removed) or the Request-URI; `forward "<target>"` to an explicit one.
+    Forward(Option<Target>),
+    /// `select <set>` / `select <set> else <action>`: pick a destination from a dispatcher
+    /// set into `$du`; when no destination is available run `otherwise` (or, without
+    /// `else`, continue with the next action having selected nothing).
+    Select {
+        /// The dispatcher set id (validated to exist).
+        set: u32,
+        /// What to do when nothing is available.
+        otherwise: Option<Box<Action>>,
+    },
+    /// `reply <code> "<reason>"`: answer the request statelessly (requests only).
+    Reply {
+        /// 100–699.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// `drop`: discard silently (counted).
+    Drop,
+    /// `return`: leave the current named route.
+    Return,
+    /// `route <name>`: run a named route (validated to exist; no recursion).
+    Route(String),
+    /// `set_header <Name> "<value>"`: replace every line of the header with one line (or add it).
+    SetHeader {
+        /// Header name as written.
+        name: String,
+        /// Value template.
+        value: Template,
+    },
+    /// `append_header <Name> "<value>"`: add a header line at the end of the header section.
+    AppendHeader {
+        /// Header name as written.
+        name: String,
+        /// Value template.
+        value: Template,
+    },
+    /// `remove_header <Name>`: remove every line of the header.
+    RemoveHeader(String),
+}
+
+/// One rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Optional name (shown in logs and counters).
+    pub name: Option<String>,
+    /// Condition; `None` always holds.
+    pub cond: Option<Expr>,
+    /// Actions, in order.
+    pub actions: Vec<Action>,
+}
+
+/// A route: rules in order.
+#[derive(Clone, Debug, Default)]
+pub struct Route {
+    /// The rules.
+    pub rules: Vec<Rule>,
+}

@@ -1,0 +1,146 @@
+//! Walking the spanned TOML tree: key checks and typed reads that report every problem
+//! instead of stopping at the first (serde's derive stops at the first per struct).
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::Diag;
+use crate::values::closest;
+
+/// A TOML value with its span.
+pub(crate) type Val<'i> = Spanned<DeValue<'i>>;
+
+/// A table being read: its entries, its span and how to name it in messages.
+pub(crate) struct Table<'a, 'i> {
+    pub(crate) map: &'a DeTable<'i>,
+    pub(crate) span: Range<usize>,
+    pub(crate) what: String,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    pub(crate) fn new(map: &'a DeTable<'i>, span: Range<usize>, what: impl Into<String>) -> Self {
+        Table { map, span, what: what.into() }
+    }
+
+    /// Report every key not in `allowed` (as `deny_unknown_fields` would, but all of them),
+    /// with a suggestion when one is close and the list of allowed keys.
+    pub(crate) fn check_keys(&self, d: &mut Diag<'_>, allowed: &[&str]) {
+        for (k, _) in self.map.iter() {
+            let key: &str = k.get_ref();
+            if allowed.contains(&key) {
+                continue;
+            }
+            let list = allowed.join(", ");
+            let msg = match closest(key, allowed.iter().copied()) {
+                Some(s) => format!("unknown key \"{key}\" in {} (did you mean \"{s}\"? allowed: {list})", self.what),
+                None => format!("unknown key \"{key}\" in {} (allowed: {list})", self.what),
+            };
+            d.span(&k.span(), msg);
+        }
+    }
+
+    /// The value of a key.
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Val<'i>> {
+        self.map.get(key)
+    }
+
+    /// The span of a key (or of the table when absent).
+    pub(crate) fn key_span(&self, key: &str) -> Range<usize> {
+        self.map.get_key_value(key).map(|(k, _)| k.span()).unwrap_or_else(|| self.span.clone())
+    }
+}
+
+/// How a value is named in "must be a string, not ..." messages.
+pub(crate) fn describe(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => format!("the string \"{s}\""),
+        DeValue::Integer(i) => format!("the integer {i}"),
+        DeValue::Float(f) => format!("the float {f}"),
+        DeValue::Boolean(b) => format!("the boolean {b}"),
+        DeValue::Datetime(t) => format!("the date-time {t}"),
+        DeValue::Array(_) => "an array".to_string(),
+        DeValue::Table(_) => "a table".to_string(),
+    }
+}
+
+fn wrong(d: &mut Diag<'_>, v: &Val<'_>, what: &str, expected: &str) {
+    d.span(&v.span(), format!("{what} must be {expected}, not {}", describe(v.get_ref())));
+}
+
+/// A string value.
+pub(crate) fn string<'a>(d: &mut Diag<'_>, v: &'a Val<'_>, what: &str) -> Option<&'a str> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(s),
+        _ => {
+            wrong(d, v, what, "a string");
+            None
+        }
+    }
+}
+
+/// An integer value (in i64).
+pub(crate) fn integer(d: &mut Diag<'_>, v: &Val<'_>, what: &str) -> Option<i64> {
+    match v.get_ref() {
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                d.span(&v.span(), format!("{what}: {i} is too large"));
+                None
+            }
+        },
+        _ => {
+            wrong(d, v, what, "an integer");
+            None
+        }
+    }
+}
+
+/// An integer in `lo..=hi`.
+pub(crate) fn int_in(d: &mut Diag<'_>, v: &Val<'_>, what: &str, lo: i64, hi: i64) -> Option<i64> {
+    let n = integer(d, v, what)?;
+    if n < lo || n > hi {
+        let range = if hi == i64::MAX { format!("at least {lo}") } else { format!("{lo} to {hi}") };
+        d.span(&v.span(), format!("{what} = {n} is out of range ({range})"));
+        return None;
+    }
+    Some(n)
+}
+
+/// An array value.
+pub(crate) fn array<'a, 'i>(d: &mut Diag<'_>, v: &'a Val<'i>, what: &str) -> Option<&'a [Val<'i>]> {
+    match v.get_ref() {
+        DeValue::Array(a) => Some(a.as_ref()),
+        _ => {
+            wrong(d, v, what, "an array");
+            None
+        }
+    }
+}
+
+/// A table value.
+pub(crate) fn table<'a, 'i>(d: &mut Diag<'_>, v: &'a Val<'i>, what: &str) -> Option<Table<'a, 'i>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(Table::new(t, v.span(), what)),
+        _ => {
+            wrong(d, v, what, "a table");
+            None
+        }
+    }
+}
+
+/// An array of tables (`[[name]]`), each with its index.
+pub(crate) fn tables<'a, 'i>(d: &mut Diag<'_>, v: &'a Val<'i>, what: &str, header: &str) -> Vec<Table<'a, 'i>> {
+    let DeValue::Array(a) = v.get_ref() else {
+        d.span(&v.span(), format!("{what} must be an array of tables: write each one under {header}"));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in a.iter() {
+        if let Some(t) = table(d, item, &format!("each entry of {what}")) {
+            out.push(Table::new(t.map, t.span, header));
+        }
+    }
+    out
+}
