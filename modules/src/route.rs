@@ -1,0 +1,650 @@
+//! The route engine: the config's route language compiled once into a form that evaluates
+//! without allocation (literals pre-parsed as numbers and IP addresses, header names
+//! resolved, regexes compiled), pseudo-variable lookup, and value templates.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ringsip_config::route::{self as ast, Cidr, CmpOp, Piece};
+use ringsip_proto::{HeaderName, Message, Uri};
+
+/// A pseudo-variable, resolved.
+#[derive(Clone, Debug)]
+pub enum Pv {
+    /// `$si`
+    SrcIp,
+    /// `$sp`
+    SrcPort,
+    /// `$Ri`
+    LocalIp,
+    /// `$Rp`
+    LocalPort,
+    /// `$proto`
+    Proto,
+    /// `$rm`
+    Method,
+    /// `$ru`
+    RUri,
+    /// `$rU`
+    RUser,
+    /// `$rd`
+    RDomain,
+    /// `$rp`
+    RPort,
+    /// `$fu`
+    FromUri,
+    /// `$fU`
+    FromUser,
+    /// `$fd`
+    FromDomain,
+    /// `$ft`
+    FromTag,
+    /// `$tu`
+    ToUri,
+    /// `$tU`
+    ToUser,
+    /// `$td`
+    ToDomain,
+    /// `$tt`
+    ToTag,
+    /// `$ci`
+    CallId,
+    /// `$cs`
+    CSeq,
+    /// `$ua`
+    UserAgent,
+    /// `$du`
+    DstUri,
+    /// `$rs`
+    Status,
+    /// `$rr`
+    Reason,
+    /// `$hdr(Name)`: known name, or the raw name of an extension header.
+    Hdr(HeaderName, Box<[u8]>),
+}
+
+impl Pv {
+    fn compile(pv: &ast::Pv) -> Pv {
+        use ast::Pv as A;
+        match pv {
+            A::SrcIp => Pv::SrcIp,
+            A::SrcPort => Pv::SrcPort,
+            A::LocalIp => Pv::LocalIp,
+            A::LocalPort => Pv::LocalPort,
+            A::Proto => Pv::Proto,
+            A::Method => Pv::Method,
+            A::RUri => Pv::RUri,
+            A::RUser => Pv::RUser,
+            A::RDomain => Pv::RDomain,
+            A::RPort => Pv::RPort,
+            A::FromUri => Pv::FromUri,
+            A::FromUser => Pv::FromUser,
+            A::FromDomain => Pv::FromDomain,
+            A::FromTag => Pv::FromTag,
+            A::ToUri => Pv::ToUri,
+            A::ToUser => Pv::ToUser,
+            A::ToDomain => Pv::ToDomain,
+            A::ToTag => Pv::ToTag,
+            A::CallId => Pv::CallId,
+            A::CSeq => Pv::CSeq,
+            A::UserAgent => Pv::UserAgent,
+            A::DstUri => Pv::DstUri,
+            A::Status => Pv::Status,
+            A::Reason => Pv::Reason,
+            A::Hdr(name) => Pv::Hdr(HeaderName::from_bytes(name.as_bytes()), name.as_bytes().into()),
+        }
+    }
+
+    /// Host-valued pseudo-variables compare case-insensitively (RFC 3261 §19.1.4).
+    fn is_host(&self) -> bool {
+        matches!(self, Pv::RDomain | Pv::FromDomain | Pv::ToDomain)
+    }
+}
+
+/// Compile a pseudo-variable of the config (e.g. a dispatcher set's `hash_pv`).
+pub fn compile_pv(pv: &ast::Pv) -> Pv {
+    Pv::compile(pv)
+}
+
+/// A literal with its readings pre-computed.
+#[derive(Clone, Debug)]
+pub struct Lit {
+    bytes: Box<[u8]>,
+    int: Option<i64>,
+    ip: Option<IpAddr>,
+}
+
+impl Lit {
+    fn new(bytes: &[u8]) -> Lit {
+        let s = std::str::from_utf8(bytes).unwrap_or("");
+        Lit { bytes: bytes.into(), int: s.trim().parse().ok(), ip: s.parse().ok() }
+    }
+}
+
+/// An operand.
+#[derive(Clone, Debug)]
+pub enum Operand {
+    /// A pseudo-variable.
+    Pv(Pv),
+    /// A literal.
+    Lit(Lit),
+    /// `myself`.
+    Myself,
+}
+
+/// A compiled condition.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    /// and
+    And(Box<Expr>, Box<Expr>),
+    /// or
+    Or(Box<Expr>, Box<Expr>),
+    /// not
+    Not(Box<Expr>),
+    /// comparison
+    Cmp(Operand, CmpOp, Operand),
+    /// regex match
+    Match(Operand, regex::bytes::Regex, bool),
+    /// membership in a list
+    InList(Operand, Vec<Operand>),
+    /// membership in networks
+    InNet(Operand, Vec<Cidr>),
+    /// presence
+    Exists(Pv),
+    /// To has a tag
+    HasToTag,
+    /// a request
+    IsRequest,
+    /// a reply
+    IsReply,
+    /// always
+    True,
+}
+
+/// A value template, resolved.
+#[derive(Clone, Debug)]
+pub struct Template(Vec<TPiece>);
+
+#[derive(Clone, Debug)]
+enum TPiece {
+    Text(Box<[u8]>),
+    Pv(Pv),
+}
+
+impl Template {
+    fn compile(t: &ast::Template) -> Template {
+        Template(
+            t.0.iter()
+                .map(|p| match p {
+                    Piece::Text(s) => TPiece::Text(s.as_bytes().into()),
+                    Piece::Pv(pv) => TPiece::Pv(Pv::compile(pv)),
+                })
+                .collect(),
+        )
+    }
+
+    /// Render into `out`; returns the length, or `None` if it does not fit.
+    pub fn render(&self, ctx: &Ctx<'_, '_>, out: &mut [u8]) -> Option<usize> {
+        let mut w = Writer { buf: out, len: 0 };
+        for p in &self.0 {
+            match p {
+                TPiece::Text(t) => w.put(t)?,
+                TPiece::Pv(pv) => match ctx.fetch(pv) {
+                    Val::None => {}
+                    Val::Bytes(b) => w.put(b)?,
+                    Val::Int(i) => w.put(itoa(i, &mut [0u8; 20]))?,
+                    Val::Ip(ip) => w.put(ip_text(ip, &mut [0u8; 48]))?,
+                },
+            }
+        }
+        Some(w.len)
+    }
+}
+
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) -> Option<()> {
+        let end = self.len.checked_add(b.len())?;
+        self.buf.get_mut(self.len..end)?.copy_from_slice(b);
+        self.len = end;
+        Some(())
+    }
+}
+
+/// Decimal text of `v` in `buf`.
+pub fn itoa(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// Text of an IP address in `buf` (no allocation).
+pub fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    use std::io::Write;
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "{ip}");
+    let n = cur.position() as usize;
+    &buf[..n]
+}
+
+/// A compiled action.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// forward (to an explicit address, or by `$du`/Route/Request-URI)
+    Forward(Option<(SocketAddr, Box<[u8]>)>),
+    /// select from a dispatcher set (index), with a fallback action
+    Select(usize, Option<Box<Action>>),
+    /// stateless reply
+    Reply(u16, Box<[u8]>),
+    /// drop
+    Drop,
+    /// return from a named route
+    Return,
+    /// run a named route (index)
+    Route(usize),
+    /// replace a header
+    SetHeader(HeaderName, Box<[u8]>, Template),
+    /// add a header line
+    AppendHeader(Box<[u8]>, Template),
+    /// remove a header
+    RemoveHeader(HeaderName, Box<[u8]>),
+}
+
+/// A compiled rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Name, for logs.
+    pub name: Option<String>,
+    /// Condition.
+    pub cond: Option<Expr>,
+    /// Actions.
+    pub actions: Vec<Action>,
+}
+
+/// The compiled routes.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// The request route.
+    pub request: Vec<Rule>,
+    /// The reply route, if any.
+    pub reply: Option<Vec<Rule>>,
+    /// Named routes, by index.
+    pub named: Vec<Vec<Rule>>,
+    /// Their names.
+    pub names: Vec<String>,
+}
+
+impl Program {
+    /// Compile validated routes; `set_index` maps a dispatcher set id to its index.
+    pub fn compile(
+        routes: &ringsip_config::Routes,
+        set_index: impl Fn(u32) -> Option<usize>,
+    ) -> Result<Program, String> {
+        let names: Vec<String> = routes.named.keys().cloned().collect();
+        let c = Compiler { names: &names, set_index: &set_index };
+        Ok(Program {
+            request: c.route(&routes.request)?,
+            reply: routes.reply.as_ref().map(|r| c.route(r)).transpose()?,
+            named: routes.named.values().map(|r| c.route(r)).collect::<Result<_, _>>()?,
+            names,
+        })
+    }
+}
+
+struct Compiler<'c> {
+    names: &'c [String],
+    set_index: &'c dyn Fn(u32) -> Option<usize>,
+}
+
+impl Compiler<'_> {
+    fn route(&self, r: &ast::Route) -> Result<Vec<Rule>, String> {
+        r.rules
+            .iter()
+            .map(|rule| {
+                Ok(Rule {
+                    name: rule.name.clone(),
+                    cond: rule.cond.as_ref().map(|e| self.expr(e)),
+                    actions: rule.actions.iter().map(|a| self.action(a)).collect::<Result<_, _>>()?,
+                })
+            })
+            .collect()
+    }
+
+    fn operand(&self, o: &ast::Operand) -> Operand {
+        match o {
+            ast::Operand::Pv(pv) => Operand::Pv(Pv::compile(pv)),
+            ast::Operand::Str(s) => Operand::Lit(Lit::new(s.as_bytes())),
+            ast::Operand::Int(i) => {
+                Operand::Lit(Lit { bytes: i.to_string().into_bytes().into(), int: Some(*i), ip: None })
+            }
+            ast::Operand::Myself => Operand::Myself,
+        }
+    }
+
+    fn expr(&self, e: &ast::Expr) -> Expr {
+        use ast::Expr as E;
+        match e {
+            E::And(a, b) => Expr::And(Box::new(self.expr(a)), Box::new(self.expr(b))),
+            E::Or(a, b) => Expr::Or(Box::new(self.expr(a)), Box::new(self.expr(b))),
+            E::Not(a) => Expr::Not(Box::new(self.expr(a))),
+            E::Cmp(l, op, r) => Expr::Cmp(self.operand(l), *op, self.operand(r)),
+            E::Match { left, regex, negated } => Expr::Match(self.operand(left), regex.clone(), *negated),
+            E::InList(l, items) => Expr::InList(self.operand(l), items.iter().map(|i| self.operand(i)).collect()),
+            E::InNet(l, nets) => Expr::InNet(self.operand(l), nets.clone()),
+            E::Exists(pv) => Expr::Exists(Pv::compile(pv)),
+            E::HasToTag => Expr::HasToTag,
+            E::IsRequest => Expr::IsRequest,
+            E::IsReply => Expr::IsReply,
+            E::True => Expr::True,
+        }
+    }
+
+    fn action(&self, a: &ast::Action) -> Result<Action, String> {
+        use ast::Action as A;
+        Ok(match a {
+            A::Forward(t) => Action::Forward(t.as_ref().map(|t| (t.addr, t.text.as_bytes().into()))),
+            A::Select { set, otherwise } => Action::Select(
+                (self.set_index)(*set).ok_or_else(|| format!("dispatcher set {set} does not exist"))?,
+                otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?,
+            ),
+            A::Reply { code, reason } => Action::Reply(*code, reason.as_bytes().into()),
+            A::Drop => Action::Drop,
+            A::Return => Action::Return,
+            A::Route(name) => Action::Route(
+                self.names.iter().position(|n| n == name).ok_or_else(|| format!("route {name} does not exist"))?,
+            ),
+            A::SetHeader { name, value } => Action::SetHeader(
+                HeaderName::from_bytes(name.as_bytes()),
+                name.as_bytes().into(),
+                Template::compile(value),
+            ),
+            A::AppendHeader { name, value } => Action::AppendHeader(name.as_bytes().into(), Template::compile(value)),
+            A::RemoveHeader(name) => {
+                Action::RemoveHeader(HeaderName::from_bytes(name.as_bytes()), name.as_bytes().into())
+            }
+        })
+    }
+}
+
+/// A value read from the message.
+#[derive(Clone, Copy, Debug)]
+pub enum Val<'v> {
+    /// Absent.
+    None,
+    /// Bytes of the message (or of the context).
+    Bytes(&'v [u8]),
+    /// A number.
+    Int(i64),
+    /// An address.
+    Ip(IpAddr),
+}
+
+/// Ringsip's own addresses, for `myself`.
+#[derive(Clone, Debug, Default)]
+pub struct Myself {
+    /// Listen addresses.
+    pub addrs: Vec<SocketAddr>,
+    /// The advertised host, if any (compared case-insensitively).
+    pub names: Vec<Box<[u8]>>,
+}
+
+impl Myself {
+    /// Is `ip` one of ours?
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        self.addrs.iter().any(|a| a.ip() == ip)
+    }
+
+    /// Is the URI host (and port, 5060 when absent) ours?
+    pub fn has_uri(&self, uri: &Uri<'_>) -> bool {
+        let port = uri.port().unwrap_or(if uri.scheme() == ringsip_proto::Scheme::Sips { 5061 } else { 5060 });
+        match uri.host() {
+            Some(h) => match h.ip() {
+                Some(ip) => self.addrs.iter().any(|a| a.ip() == ip && a.port() == port),
+                None => {
+                    let host = uri.host_bytes();
+                    self.names.iter().any(|n| n.eq_ignore_ascii_case(host))
+                        && self.addrs.iter().any(|a| a.port() == port)
+                }
+            },
+            None => false,
+        }
+    }
+
+    /// Is the host (without port) ours?
+    pub fn has_host(&self, host: &[u8]) -> bool {
+        if let Some(ip) = std::str::from_utf8(host).ok().and_then(|h| h.trim_matches(['[', ']']).parse().ok()) {
+            return self.has_ip(ip);
+        }
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(host))
+    }
+}
+
+/// What the engine reads: the message and its context.
+pub struct Ctx<'m, 'a> {
+    /// The message.
+    pub msg: &'m Message<'a>,
+    /// Sender.
+    pub src: SocketAddr,
+    /// Local address it arrived on.
+    pub local: SocketAddr,
+    /// `$du`, once chosen.
+    pub du: Option<&'m [u8]>,
+    /// Ringsip's addresses.
+    pub myself: &'m Myself,
+}
+
+impl<'m> Ctx<'m, '_> {
+    /// Read a pseudo-variable. Parse errors read as absent.
+    pub fn fetch(&self, pv: &Pv) -> Val<'m> {
+        let m = self.msg;
+        let b = |v: Option<&'m [u8]>| v.map_or(Val::None, Val::Bytes);
+        match pv {
+            Pv::SrcIp => Val::Ip(self.src.ip()),
+            Pv::SrcPort => Val::Int(self.src.port() as i64),
+            Pv::LocalIp => Val::Ip(self.local.ip()),
+            Pv::LocalPort => Val::Int(self.local.port() as i64),
+            Pv::Proto => Val::Bytes(b"udp"),
+            Pv::Method => match m.method_bytes() {
+                Some(mb) => Val::Bytes(mb),
+                None => b(m.cseq().ok().map(|c| c.method)),
+            },
+            Pv::RUri => b(m.request_uri_bytes()),
+            Pv::RUser => b(m.request_uri().ok().and_then(|u| u.user())),
+            Pv::RDomain => b(m.request_uri().ok().map(|u| u.host_bytes())),
+            Pv::RPort => match m.request_uri().ok().and_then(|u| u.port()) {
+                Some(p) => Val::Int(p as i64),
+                None => Val::None,
+            },
+            Pv::FromUri => b(m.from().ok().map(|a| a.uri().as_bytes())),
+            Pv::FromUser => b(m.from().ok().and_then(|a| a.uri().user())),
+            Pv::FromDomain => b(m.from().ok().map(|a| a.uri().host_bytes())),
+            Pv::FromTag => b(m.from().ok().and_then(|a| a.tag())),
+            Pv::ToUri => b(m.to().ok().map(|a| a.uri().as_bytes())),
+            Pv::ToUser => b(m.to().ok().and_then(|a| a.uri().user())),
+            Pv::ToDomain => b(m.to().ok().map(|a| a.uri().host_bytes())),
+            Pv::ToTag => b(m.to().ok().and_then(|a| a.tag())),
+            Pv::CallId => b(m.call_id().ok()),
+            Pv::CSeq => m.cseq().ok().map_or(Val::None, |c| Val::Int(c.number as i64)),
+            Pv::UserAgent => b(m.header(HeaderName::UserAgent)),
+            Pv::DstUri => b(self.du),
+            Pv::Status => m.status().map_or(Val::None, |s| Val::Int(s as i64)),
+            Pv::Reason => match m.start_line() {
+                ringsip_proto::StartLine::Response { reason, .. } => Val::Bytes(reason),
+                _ => Val::None,
+            },
+            Pv::Hdr(HeaderName::Other, raw) => {
+                b(m.headers().find(|h| h.raw_name.eq_ignore_ascii_case(raw)).map(|h| h.value))
+            }
+            Pv::Hdr(name, _) => b(m.header(*name)),
+        }
+    }
+
+    fn operand(&self, o: &'m Operand) -> Val<'m> {
+        match o {
+            Operand::Pv(pv) => self.fetch(pv),
+            Operand::Lit(l) => Val::Bytes(&l.bytes),
+            Operand::Myself => Val::None,
+        }
+    }
+
+    /// Evaluate a condition.
+    pub fn eval(&self, e: &'m Expr) -> bool {
+        match e {
+            Expr::And(a, b) => self.eval(a) && self.eval(b),
+            Expr::Or(a, b) => self.eval(a) || self.eval(b),
+            Expr::Not(a) => !self.eval(a),
+            Expr::True => true,
+            Expr::IsRequest => self.msg.is_request(),
+            Expr::IsReply => !self.msg.is_request(),
+            Expr::HasToTag => self.msg.to().ok().is_some_and(|t| t.tag().is_some()),
+            Expr::Exists(pv) => !matches!(self.fetch(pv), Val::None),
+            Expr::Cmp(l, op, r) => self.compare(l, *op, r),
+            Expr::Match(l, re, negated) => {
+                let mut ibuf = [0u8; 48];
+                let mut nbuf = [0u8; 20];
+                let text = match self.operand(l) {
+                    Val::None => return *negated,
+                    Val::Bytes(b) => b,
+                    Val::Int(i) => itoa(i, &mut nbuf),
+                    Val::Ip(ip) => ip_text(ip, &mut ibuf),
+                };
+                re.is_match(text) != *negated
+            }
+            Expr::InList(l, items) => items.iter().any(|i| self.compare(l, CmpOp::Eq, i)),
+            Expr::InNet(l, nets) => match self.operand(l) {
+                Val::Ip(ip) => nets.iter().any(|n| in_net(ip, n)),
+                _ => false,
+            },
+        }
+    }
+
+    fn compare(&self, l: &'m Operand, op: CmpOp, r: &'m Operand) -> bool {
+        // `myself` on the right: address membership
+        if let Operand::Myself = r {
+            let hit = match l {
+                Operand::Pv(Pv::RDomain | Pv::RUri) => self.msg.request_uri().is_ok_and(|u| self.myself.has_uri(u)),
+                Operand::Pv(Pv::SrcIp) => self.myself.has_ip(self.src.ip()),
+                Operand::Pv(pv @ (Pv::FromDomain | Pv::ToDomain)) => match self.fetch(pv) {
+                    Val::Bytes(h) => self.myself.has_host(h),
+                    _ => false,
+                },
+                _ => false,
+            };
+            return match op {
+                CmpOp::Eq => hit,
+                CmpOp::Ne => !hit,
+                _ => false,
+            };
+        }
+        let lv = self.operand(l);
+        let (rv, rlit) = match r {
+            Operand::Lit(lit) => (Val::Bytes(&lit.bytes), Some(lit)),
+            other => (self.operand(other), None),
+        };
+        if matches!(lv, Val::None) || matches!(rv, Val::None) {
+            return op == CmpOp::Ne && !(matches!(lv, Val::None) && matches!(rv, Val::None));
+        }
+        // numbers
+        let as_int = |v: Val<'_>, lit: Option<&Lit>| match v {
+            Val::Int(i) => Some(i),
+            Val::Bytes(b) => match lit {
+                Some(l) => l.int,
+                None => std::str::from_utf8(b).ok().and_then(|s| s.trim().parse().ok()),
+            },
+            _ => None,
+        };
+        if let (Some(a), Some(b)) = (as_int(lv, None), as_int(rv, rlit)) {
+            return match op {
+                CmpOp::Eq => a == b,
+                CmpOp::Ne => a != b,
+                CmpOp::Lt => a < b,
+                CmpOp::Le => a <= b,
+                CmpOp::Gt => a > b,
+                CmpOp::Ge => a >= b,
+                CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Contains => {
+                    let (mut x, mut y) = ([0u8; 20], [0u8; 20]);
+                    bytes_op(itoa(a, &mut x), op, itoa(b, &mut y), false)
+                }
+            };
+        }
+        // addresses
+        if let Val::Ip(ip) = lv {
+            if let Some(rip) = rlit.and_then(|l| l.ip).or(match rv {
+                Val::Ip(x) => Some(x),
+                _ => None,
+            }) {
+                return match op {
+                    CmpOp::Eq => ip == rip,
+                    CmpOp::Ne => ip != rip,
+                    _ => false,
+                };
+            }
+        }
+        // text: numbers and addresses rendered into stack buffers
+        let (mut lb, mut rb) = ([0u8; 48], [0u8; 48]);
+        let (mut ln, mut rn) = ([0u8; 20], [0u8; 20]);
+        let lt: &[u8] = match lv {
+            Val::Bytes(b) => b,
+            Val::Int(i) => itoa(i, &mut ln),
+            Val::Ip(ip) => ip_text(ip, &mut lb),
+            Val::None => b"",
+        };
+        let rt: &[u8] = match rv {
+            Val::Bytes(b) => b,
+            Val::Int(i) => itoa(i, &mut rn),
+            Val::Ip(ip) => ip_text(ip, &mut rb),
+            Val::None => b"",
+        };
+        let caseless = matches!(l, Operand::Pv(pv) if pv.is_host());
+        bytes_op(lt, op, rt, caseless)
+    }
+}
+
+fn bytes_op(a: &[u8], op: CmpOp, b: &[u8], caseless: bool) -> bool {
+    let eq = |x: &[u8], y: &[u8]| if caseless { x.eq_ignore_ascii_case(y) } else { x == y };
+    match op {
+        CmpOp::Eq => eq(a, b),
+        CmpOp::Ne => !eq(a, b),
+        CmpOp::StartsWith => a.len() >= b.len() && eq(&a[..b.len()], b),
+        CmpOp::EndsWith => a.len() >= b.len() && eq(&a[a.len() - b.len()..], b),
+        CmpOp::Contains => b.is_empty() || a.windows(b.len()).any(|w| eq(w, b)),
+        CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => false,
+    }
+}
+
+/// Is `ip` inside `net`?
+pub fn in_net(ip: IpAddr, net: &Cidr) -> bool {
+    match (ip, net.addr) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let len = net.len.min(32) as u32;
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let len = net.len.min(128) as u32;
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        // an IPv4-mapped IPv6 source matches IPv4 networks
+        (IpAddr::V6(a), IpAddr::V4(_)) => a.to_ipv4_mapped().is_some_and(|v4| in_net(IpAddr::V4(v4), net)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,777 @@
+//! The stateless proxy (RFC 3261 §16.11): the per-shard [`Handler`] that runs the route
+//! program on each request, forwards requests and responses, answers statelessly, and (on
+//! shard 0) probes the dispatcher's destinations.
+//!
+//! Per request: the fields the proxy uses are checked (a malformed one gets `400` with the
+//! reason in a `Warning`), ringsip's own entry is removed from the top of the Route set
+//! (loose routing, §16.4), the request route runs, and a `forward` inserts ringsip's Via
+//! (with a branch computed statelessly, so retransmissions and the CANCEL of an INVITE get the
+//! same one), sets `received`/`rport` on the previous hop's Via (§18.2.1, RFC 3581), takes one
+//! off Max-Forwards (`483` at zero) and refuses loops (`482`, §16.3).
+//!
+//! Per response: the top Via must be ringsip's (else dropped), probe answers are recorded,
+//! everything else loses that Via and goes to the next Via's received/rport or sent-by.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringsip_config::{Algorithm, Config};
+use ringsip_proto::proxy::{self, Branch, Fnv};
+use ringsip_proto::{Edits, HeaderName, Message, Method, Via, chars};
+use ringsip_runtime::{Datagram, Handler, HandlerFactory, Metrics, Outbox, ShardInfo, ShardStats};
+use tracing::{debug, info, warn};
+
+use crate::dispatcher::{Cursor, Dispatcher, Key, ProbeSend, Prober, Transition};
+use crate::route::{Action, Ctx, Myself, Program, Pv, Rule, ip_text, itoa};
+use crate::stats::{DropReason, ProxyStats};
+use crate::sticky::Sticky;
+
+/// Branch prefix of health probes: `z9hG4bKrsP<set>.<dest>.<seq>`.
+pub const PROBE_PREFIX: &[u8] = b"z9hG4bKrsP";
+
+/// How long the stickiness table remembers an INVITE's destination: Timer C is 3 minutes,
+/// but a CANCEL or a non-2xx ACK comes within Timer B (64·T1 = 32 s).
+const STICKY_TTL: Duration = Duration::from_secs(32);
+
+/// Where metrics of every shard are registered (read by the exporter).
+pub type Registry = Arc<Mutex<Vec<Arc<dyn Metrics>>>>;
+
+/// What every shard shares: read-only after start, except the dispatcher's atomic health.
+#[derive(Debug)]
+pub struct Shared {
+    /// The dispatcher (health shared across shards).
+    pub dispatcher: Arc<Dispatcher>,
+    /// The compiled routes.
+    pub program: Program,
+    /// Per set: the pseudo-variable of algorithm 7.
+    pub hash_pv: Vec<Option<Pv>>,
+    /// Configured advertised host (`host[:port]`) for Via, if any.
+    pub advertise: Option<String>,
+    /// Stickiness table entries per shard.
+    pub sticky_entries: usize,
+}
+
+impl Shared {
+    /// Build from a validated config.
+    pub fn new(cfg: &Config) -> Result<Shared, String> {
+        let dispatcher = Arc::new(Dispatcher::new(&cfg.dispatcher));
+        let program = Program::compile(&cfg.routes, |id| dispatcher.set_index(id))?;
+        let hash_pv = cfg.dispatcher.sets.iter().map(|s| s.hash_pv.as_ref().map(crate::route::compile_pv)).collect();
+        Ok(Shared {
+            dispatcher,
+            program,
+            hash_pv,
+            advertise: cfg.server.advertise.clone(),
+            sticky_entries: cfg.server.sticky_entries,
+        })
+    }
+}
+
+/// Builds a [`StatelessProxy`] per shard.
+pub struct Factory {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Metrics registry.
+    pub registry: Registry,
+}
+
+impl HandlerFactory for Factory {
+    type Handler = StatelessProxy;
+
+    fn make(&self, shard: &ShardInfo, io_stats: Arc<ShardStats>) -> StatelessProxy {
+        let d = &self.shared.dispatcher;
+        let stats = Arc::new(ProxyStats::new(d, shard.place.shard == 0));
+        if let Ok(mut r) = self.registry.lock() {
+            r.push(io_stats);
+            r.push(stats.clone());
+        }
+        let sent_by: Vec<Box<[u8]>> = shard
+            .listen
+            .iter()
+            .map(|a| match &self.shared.advertise {
+                Some(adv) => adv.as_bytes().into(),
+                None => a.to_string().into_bytes().into(),
+            })
+            .collect();
+        let myself = Myself {
+            addrs: shard.listen.clone(),
+            names: self.shared.advertise.iter().map(|a| host_of(a).as_bytes().into()).collect(),
+        };
+        let now = Instant::now();
+        StatelessProxy {
+            shard: shard.place.shard,
+            listen: shard.listen.clone(),
+            sent_by,
+            myself,
+            sel: Selector {
+                cursor: Cursor::new(d, 0x9E37_79B9 ^ (shard.place.shard as u64 + 1)),
+                sticky: Sticky::new(self.shared.sticky_entries, STICKY_TTL),
+            },
+            prober: (shard.place.shard == 0).then(|| Prober::new(d, now)),
+            probes: Vec::new(),
+            changes: Vec::new(),
+            shared: self.shared.clone(),
+            stats,
+        }
+    }
+}
+
+fn host_of(hostport: &str) -> &str {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    hostport.split(':').next().unwrap_or(hostport)
+}
+
+/// One shard's stateless proxy.
+pub struct StatelessProxy {
+    shard: usize,
+    listen: Vec<SocketAddr>,
+    sent_by: Vec<Box<[u8]>>,
+    myself: Myself,
+    sel: Selector,
+    prober: Option<Prober>,
+    probes: Vec<ProbeSend>,
+    changes: Vec<Transition>,
+    shared: Arc<Shared>,
+    stats: Arc<ProxyStats>,
+}
+
+/// What a route decided.
+#[derive(Clone, Copy, Debug)]
+enum Outcome<'p> {
+    Forward(Option<SocketAddr>),
+    Reply(u16, &'p [u8]),
+    Drop,
+    End,
+}
+
+/// Header changes a route asked for: (action, rendered value range in the scratch buffer).
+#[derive(Clone, Copy)]
+struct HeaderOp<'p> {
+    action: &'p Action,
+    value: (usize, usize),
+}
+
+const MAX_HEADER_OPS: usize = 8;
+
+struct RouteRun<'p> {
+    outcome: Outcome<'p>,
+    selected: Option<(usize, usize)>,
+    ops: arrayvec::ArrayVec<HeaderOp<'p>, MAX_HEADER_OPS>,
+}
+
+enum Flow {
+    Next,
+    Return,
+    Stop,
+}
+
+/// The mutable selection state of a shard.
+struct Selector {
+    cursor: Cursor,
+    sticky: Sticky,
+}
+
+/// What a route run works with: the shard's read-only parts and its selection state.
+struct Env<'p, 'm> {
+    shared: &'p Shared,
+    stats: &'m ProxyStats,
+    sel: &'m mut Selector,
+    /// When the message's batch was received.
+    now: Instant,
+}
+
+impl<'p> Env<'p, '_> {
+    /// Run a route; `depth` guards against runaway recursion (the config refuses cycles).
+    fn run(
+        &mut self,
+        rules: &'p [Rule],
+        ctx: &mut Ctx<'_, '_>,
+        run: &mut RouteRun<'p>,
+        scratch: &mut [u8],
+        used: &mut usize,
+        depth: usize,
+    ) -> Flow {
+        if depth > 16 {
+            run.outcome = Outcome::Drop;
+            return Flow::Stop;
+        }
+        for rule in rules {
+            if let Some(cond) = &rule.cond {
+                if !ctx.eval(cond) {
+                    continue;
+                }
+            }
+            for action in &rule.actions {
+                match self.act(action, ctx, run, scratch, used, depth) {
+                    Flow::Next => {}
+                    other => return other,
+                }
+            }
+        }
+        Flow::Next
+    }
+
+    fn act(
+        &mut self,
+        action: &'p Action,
+        ctx: &mut Ctx<'_, '_>,
+        run: &mut RouteRun<'p>,
+        scratch: &mut [u8],
+        used: &mut usize,
+        depth: usize,
+    ) -> Flow {
+        let shared = self.shared;
+        match action {
+            Action::Forward(target) => {
+                run.outcome = Outcome::Forward(target.as_ref().map(|(a, _)| *a));
+                Flow::Stop
+            }
+            Action::Reply(code, reason) => {
+                run.outcome = Outcome::Reply(*code, reason);
+                Flow::Stop
+            }
+            Action::Drop => {
+                run.outcome = Outcome::Drop;
+                Flow::Stop
+            }
+            Action::Return => Flow::Return,
+            Action::Route(i) => match self.run(&shared.program.named[*i], ctx, run, scratch, used, depth + 1) {
+                Flow::Stop => Flow::Stop,
+                Flow::Next | Flow::Return => Flow::Next,
+            },
+            Action::Select(set, otherwise) => match self.select(*set, ctx) {
+                Some(dest) => {
+                    run.selected = Some((*set, dest));
+                    ctx.du = None;
+                    Flow::Next
+                }
+                None => match otherwise {
+                    Some(o) => self.act(o, ctx, run, scratch, used, depth),
+                    None => Flow::Next,
+                },
+            },
+            Action::SetHeader(_, _, t) | Action::AppendHeader(_, t) => {
+                let Some(n) = t.render(ctx, &mut scratch[*used..]) else {
+                    run.outcome = Outcome::Drop;
+                    return Flow::Stop;
+                };
+                if run.ops.try_push(HeaderOp { action, value: (*used, *used + n) }).is_err() {
+                    warn!("more than {MAX_HEADER_OPS} header changes in one route; the rest are ignored");
+                }
+                *used += n;
+                Flow::Next
+            }
+            Action::RemoveHeader(..) => {
+                let _ = run.ops.try_push(HeaderOp { action, value: (0, 0) });
+                Flow::Next
+            }
+        }
+    }
+
+    /// Pick a destination of `set` for `m`: the one a recent INVITE of the same call went to
+    /// (CANCEL, ACK, and anything that is not an initial INVITE), else the set's algorithm.
+    fn select(&mut self, set: usize, ctx: &Ctx<'_, '_>) -> Option<usize> {
+        let m = ctx.msg;
+        let d = &self.shared.dispatcher;
+        let call_id = m.call_id().unwrap_or(b"");
+        let from_tag = m.from().ok().and_then(|f| f.tag()).unwrap_or(b"");
+        let key = Fnv::new().mix(call_id).mix(from_tag).finish();
+        let initial_invite = m.method() == Some(Method::Invite) && m.to().ok().is_none_or(|t| t.tag().is_none());
+        let now = self.now;
+        if !initial_invite {
+            if let Some(dest) = self.sel.sticky.get(key, set, now) {
+                if d.sets[set].dests[dest].available() {
+                    self.stats.dest_selected[set][dest].inc();
+                    return Some(dest);
+                }
+            }
+        }
+        let mut hbuf = [0u8; 48];
+        let mut nbuf = [0u8; 20];
+        let hash_key: Key<'_> = match d.sets[set].algorithm {
+            Algorithm::HashCallId => Key::Bytes(call_id),
+            Algorithm::HashFromUri => m.from().map_or(Key::None, |f| Key::Bytes(f.uri().as_bytes())),
+            Algorithm::HashToUri => m.to().map_or(Key::None, |t| Key::Bytes(t.uri().as_bytes())),
+            Algorithm::HashRUriUser => m.request_uri().ok().and_then(|u| u.user()).map_or(Key::None, Key::Bytes),
+            Algorithm::HashAuthUser => auth_user(m).map_or(Key::None, Key::Bytes),
+            Algorithm::HashPv => match self.shared.hash_pv[set].as_ref().map(|pv| ctx.fetch(pv)) {
+                Some(crate::route::Val::Bytes(b)) => Key::Bytes(b),
+                Some(crate::route::Val::Int(i)) => Key::Bytes(itoa(i, &mut nbuf)),
+                Some(crate::route::Val::Ip(ip)) => Key::Bytes(ip_text(ip, &mut hbuf)),
+                _ => Key::None,
+            },
+            _ => Key::None,
+        };
+        let dest = d.select(set, hash_key, &mut self.sel.cursor)?;
+        if initial_invite {
+            self.sel.sticky.put(key, set, dest, now);
+        }
+        self.stats.dest_selected[set][dest].inc();
+        Some(dest)
+    }
+}
+
+impl StatelessProxy {
+    fn our_listen_for(&self, dest: &SocketAddr, preferred: usize) -> usize {
+        if self.listen.get(preferred).is_some_and(|l| l.is_ipv4() == dest.is_ipv4()) {
+            return preferred;
+        }
+        self.listen.iter().position(|l| l.is_ipv4() == dest.is_ipv4()).unwrap_or(preferred)
+    }
+
+    /// Is this Via one ringsip wrote (its sent-by is one of ringsip's)?
+    fn is_our_sent_by(&self, v: &Via<'_>) -> bool {
+        let port = v.port().unwrap_or(5060);
+        match v.host().ip() {
+            Some(ip) => self.listen.iter().any(|l| l.ip() == ip && l.port() == port),
+            None => self.myself.names.iter().any(|n| n.eq_ignore_ascii_case(v.host_bytes())),
+        }
+    }
+
+    fn reply(
+        &self,
+        m: &Message<'_>,
+        d: &Datagram<'_>,
+        code: u16,
+        reason: &[u8],
+        warning: Option<&[u8]>,
+        out: &mut Outbox<'_>,
+    ) {
+        if m.method() == Some(Method::Ack) {
+            // an ACK is never answered
+            self.stats.dropped(DropReason::Ack);
+            return;
+        }
+        let Ok(via) = m.via() else {
+            self.stats.dropped(DropReason::Unanswerable);
+            return;
+        };
+        let dest = proxy::reply_hop(via, d.src);
+        // a To tag that is the same for every retransmission of the request
+        let mut tag = [0u8; 16];
+        let h =
+            Fnv::new().mix(m.call_id().unwrap_or(b"")).mix(m.from().ok().and_then(|f| f.tag()).unwrap_or(b"")).finish();
+        hex(h, &mut tag);
+        let mut warn_line = [0u8; 256];
+        let mut extra: arrayvec::ArrayVec<&[u8], 2> = arrayvec::ArrayVec::new();
+        extra.push(b"Server: ringsip");
+        if let Some(w) = warning {
+            let prefix = b"Warning: 399 ringsip \"";
+            let w = &w[..w.len().min(warn_line.len() - prefix.len() - 1)];
+            warn_line[..prefix.len()].copy_from_slice(prefix);
+            warn_line[prefix.len()..prefix.len() + w.len()].copy_from_slice(w);
+            // a quoted string: no quotes or backslashes inside
+            for b in &mut warn_line[prefix.len()..prefix.len() + w.len()] {
+                if *b == b'"' || *b == b'\\' {
+                    *b = b'\'';
+                }
+            }
+            warn_line[prefix.len() + w.len()] = b'"';
+            extra.push(&warn_line[..prefix.len() + w.len() + 1]);
+        }
+        let li = self.our_listen_for(&dest, d.listen);
+        if out.send(li, dest, |buf| proxy::write_reply(m, d.src, code, reason, &tag, &extra, buf)) {
+            self.stats.reply(code);
+        } else {
+            self.stats.dropped(DropReason::Write);
+        }
+    }
+
+    fn request(&mut self, m: &Message<'_>, d: &Datagram<'_>, out: &mut Outbox<'_>) {
+        let method = m.method_bytes().unwrap_or(b"");
+        let mi = ProxyStats::method_index(method);
+        self.stats.requests[mi].inc();
+        // the fields a stateless proxy reads must be sound (RFC 3261 §16.3 step 1)
+        if let Err(e) = m.via() {
+            self.stats.parse_errors.inc();
+            self.stats.dropped(DropReason::Unanswerable);
+            debug!(src = %d.src, error = %e, "request without a usable Via dropped");
+            return;
+        }
+        let checked = m
+            .request_uri()
+            .map(|_| ())
+            .and(m.cseq().map(|_| ()))
+            .and(m.call_id().map(|_| ()))
+            .and(m.from().map(|_| ()))
+            .and(m.to().map(|_| ()))
+            .and(m.max_forwards().map(|_| ()));
+        if let Err(e) = checked {
+            self.stats.parse_errors.inc();
+            let mut why = [0u8; 200];
+            let n = {
+                use std::io::Write;
+                let mut c = std::io::Cursor::new(&mut why[..]);
+                let _ = write!(c, "{e}");
+                c.position() as usize
+            };
+            self.reply(m, d, e.status(), b"Bad Request", Some(&why[..n]), out);
+            return;
+        }
+        if m.cseq().is_ok_and(|c| c.method != method) {
+            self.stats.parse_errors.inc();
+            self.reply(m, d, 400, b"Bad Request", Some(b"CSeq method does not match the request method"), out);
+            return;
+        }
+
+        // loose routing: drop ringsip's own entry from the top of the Route set (§16.4)
+        let mut routes = m.routes();
+        let first_route = routes.next();
+        let pop_route = matches!(&first_route, Some(Ok(r)) if self.myself.has_uri(r.uri()));
+        let next_route = if pop_route { routes.next() } else { first_route };
+        if let Some(Err(e)) = &next_route {
+            self.stats.parse_errors.inc();
+            let _ = e;
+            self.reply(m, d, 400, b"Bad Request", Some(b"malformed Route"), out);
+            return;
+        }
+
+        let shared: &Shared = &self.shared;
+        let program = &shared.program;
+        let mut scratch = [0u8; 2048];
+        let mut used = 0;
+        let mut run = RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new() };
+        let mut ctx = Ctx { msg: m, src: d.src, local: d.local, du: None, myself: &self.myself };
+        let mut env = Env { shared, stats: &self.stats, sel: &mut self.sel, now: d.now };
+        let _ = env.run(&program.request, &mut ctx, &mut run, &mut scratch, &mut used, 0);
+
+        match run.outcome {
+            Outcome::Reply(code, reason) => self.reply(m, d, code, reason, None, out),
+            Outcome::Drop => self.stats.dropped(DropReason::Route),
+            Outcome::End => {
+                self.stats.dropped(DropReason::RouteEnd);
+                debug!(src = %d.src, "request route ended without a decision; dropped");
+            }
+            Outcome::Forward(explicit) => {
+                let dest = match explicit {
+                    Some(a) => Some(a),
+                    None => match run.selected {
+                        Some((set, dest)) => Some(self.shared.dispatcher.sets[set].dests[dest].addr),
+                        None => match &next_route {
+                            Some(Ok(r)) => uri_addr(r.uri()),
+                            _ => m.request_uri().ok().and_then(uri_addr),
+                        },
+                    },
+                };
+                let Some(dest) = dest else {
+                    self.stats.dropped(DropReason::Unresolvable);
+                    debug!(src = %d.src, "next hop is a host name; ringsip does no DNS on the hot path");
+                    return;
+                };
+                self.forward_request(m, d, dest, pop_route, &run, &scratch, mi, out);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_request(
+        &self,
+        m: &Message<'_>,
+        d: &Datagram<'_>,
+        dest: SocketAddr,
+        pop_route: bool,
+        run: &RouteRun<'_>,
+        scratch: &[u8],
+        mi: usize,
+        out: &mut Outbox<'_>,
+    ) {
+        // Max-Forwards (§16.6 step 3; §16.3 step 3 answers 483 at zero)
+        let mf = match m.max_forwards() {
+            Ok(Some(0)) => return self.reply(m, d, 483, b"Too Many Hops", None, out),
+            Ok(Some(n)) => n - 1,
+            _ => 70,
+        };
+        let Some(branch) = Branch::for_request(m) else {
+            self.stats.dropped(DropReason::Unanswerable);
+            return;
+        };
+        if proxy::has_looped(m, &branch, |v| self.is_our_sent_by(v)) {
+            return self.reply(m, d, 482, b"Loop Detected", None, out);
+        }
+        let li = self.our_listen_for(&dest, d.listen);
+        // our Via
+        let mut via = [0u8; 128];
+        let mut n = 0;
+        for part in [&b"SIP/2.0/UDP "[..], &self.sent_by[li], b";branch=", branch.as_bytes()] {
+            via[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        }
+        let via = &via[..n];
+
+        // received/rport on the previous hop's Via (RFC 3261 §18.2.1, RFC 3581 §4)
+        let top = match m.via() {
+            Ok(t) => t,
+            Err(_) => return self.stats.dropped(DropReason::Unanswerable),
+        };
+        let buf = m.buffer();
+        let top_end = chars::offset_in(buf, top.as_bytes()) + top.as_bytes().len();
+        let mut recv_param = [0u8; 64];
+        let mut recv_len = 0;
+        if proxy::needs_received(top, d.src.ip()) || top.rport().is_some() {
+            let prefix = b";received=";
+            recv_param[..prefix.len()].copy_from_slice(prefix);
+            let mut ib = [0u8; 48];
+            let ip = ip_text(d.src.ip(), &mut ib);
+            recv_param[prefix.len()..prefix.len() + ip.len()].copy_from_slice(ip);
+            recv_len = prefix.len() + ip.len();
+        }
+        let mut rport_value = [0u8; 8];
+        let mut rport_len = 0;
+        let mut rport_at = None;
+        if let Some((name, None)) = top.params().iter().find(|(n, _)| n.eq_ignore_ascii_case(b"rport")) {
+            rport_at = Some(chars::offset_in(buf, name) + name.len());
+            rport_value[0] = b'=';
+            let mut pb = [0u8; 20];
+            let p = itoa(d.src.port() as i64, &mut pb);
+            rport_value[1..1 + p.len()].copy_from_slice(p);
+            rport_len = 1 + p.len();
+        }
+
+        let mut e = Edits::new();
+        let ok = (|| -> Result<(), ringsip_proto::WriteError> {
+            e.insert_header_first(m, HeaderName::Via, via)?;
+            if let Some(at) = rport_at {
+                e.insert(at, &rport_value[..rport_len])?;
+            }
+            if recv_len > 0 {
+                e.insert(top_end, &recv_param[..recv_len])?;
+            }
+            e.set_max_forwards(m, mf)?;
+            if pop_route {
+                e.remove_first_value(m, HeaderName::Route)?;
+            }
+            apply_header_ops(&mut e, m, &run.ops, scratch)
+        })();
+        if ok.is_err() {
+            self.stats.dropped(DropReason::Write);
+            return;
+        }
+        if out.send(li, dest, |obuf| e.write(m, obuf).ok()) {
+            self.stats.forwarded_requests[mi].inc();
+        } else {
+            self.stats.dropped(DropReason::Write);
+        }
+    }
+
+    fn response(&mut self, m: &Message<'_>, d: &Datagram<'_>, out: &mut Outbox<'_>) {
+        let code = m.status().unwrap_or(0);
+        let class = ((code / 100).clamp(1, 6) - 1) as usize;
+        self.stats.responses[class].inc();
+        let top = match m.via() {
+            Ok(v) => v,
+            Err(_) => {
+                self.stats.parse_errors.inc();
+                return self.stats.dropped(DropReason::BadResponse);
+            }
+        };
+        if !self.is_our_sent_by(top) {
+            return self.stats.dropped(DropReason::NotOurVia);
+        }
+        let branch = top.branch().unwrap_or(b"");
+        if let Some(rest) = branch.strip_prefix(PROBE_PREFIX) {
+            self.stats.probe_answers.inc();
+            if let Some((set, dest, seq)) = parse_probe_branch(rest) {
+                self.shared.dispatcher.record_answer(set, dest, seq, code);
+            }
+            return;
+        }
+        if !Branch::is_ours(branch) {
+            return self.stats.dropped(DropReason::NotOurVia);
+        }
+        let next = match m.vias().nth(1) {
+            Some(Ok(v)) => v,
+            Some(Err(_)) => {
+                self.stats.parse_errors.inc();
+                return self.stats.dropped(DropReason::BadResponse);
+            }
+            None => return self.stats.dropped(DropReason::NoNextVia),
+        };
+        let Some(dest) = proxy::next_hop(&next) else {
+            return self.stats.dropped(DropReason::Unresolvable);
+        };
+
+        let shared: &Shared = &self.shared;
+        let program = &shared.program;
+        let mut scratch = [0u8; 2048];
+        let mut used = 0;
+        let mut run = RouteRun { outcome: Outcome::Forward(None), selected: None, ops: arrayvec::ArrayVec::new() };
+        if let Some(rules) = &program.reply {
+            let mut ctx = Ctx { msg: m, src: d.src, local: d.local, du: None, myself: &self.myself };
+            run.outcome = Outcome::End;
+            let mut env = Env { shared, stats: &self.stats, sel: &mut self.sel, now: d.now };
+            let _ = env.run(rules, &mut ctx, &mut run, &mut scratch, &mut used, 0);
+            match run.outcome {
+                Outcome::Drop => return self.stats.dropped(DropReason::Route),
+                Outcome::Reply(..) => return self.stats.dropped(DropReason::ReplyToResponse),
+                // the reply route ends by forwarding, explicitly or by running out of rules
+                Outcome::End | Outcome::Forward(_) => {}
+            }
+        }
+        let mut e = Edits::new();
+        let ok = e.remove_top_via(m).and_then(|_| apply_header_ops(&mut e, m, &run.ops, &scratch));
+        if ok.is_err() {
+            return self.stats.dropped(DropReason::Write);
+        }
+        let li = self.our_listen_for(&dest, d.listen);
+        if out.send(li, dest, |obuf| e.write(m, obuf).ok()) {
+            self.stats.forwarded_responses[class].inc();
+        } else {
+            self.stats.dropped(DropReason::Write);
+        }
+    }
+
+    fn send_probes(&mut self, now: Instant, out: &mut Outbox<'_>) {
+        let Some(prober) = self.prober.as_mut() else { return };
+        let d = self.shared.dispatcher.clone();
+        self.probes.clear();
+        self.changes.clear();
+        prober.tick(&d, now, &mut self.probes, &mut self.changes);
+        for c in &self.changes {
+            let set = &d.sets[c.set];
+            let dest = &set.dests[c.dest];
+            if c.up {
+                info!(set = set.id, destination = %dest.uri, "destination is up: answering probes again");
+            } else {
+                warn!(set = set.id, destination = %dest.uri, "destination is down: probes failed; skipped until it answers");
+            }
+            self.stats.dest_transitions.inc();
+        }
+        for p in &self.probes {
+            let li = self.our_listen_for(&p.addr, 0);
+            let sent_by = &self.sent_by[li];
+            let probe = &d.sets[p.set].probe;
+            let shard = self.shard;
+            let local_ip = self.listen[li].ip();
+            let sent =
+                out.send(li, p.addr, |buf| write_probe(buf, p, sent_by, &probe.method, &probe.from, shard, local_ip));
+            if sent {
+                self.stats.probes_sent.inc();
+            }
+        }
+    }
+}
+
+fn write_probe(
+    buf: &mut [u8],
+    p: &ProbeSend,
+    sent_by: &[u8],
+    method: &str,
+    from: &str,
+    shard: usize,
+    ip: IpAddr,
+) -> Option<usize> {
+    use std::io::Write;
+    let mut c = std::io::Cursor::new(buf);
+    write!(
+        c,
+        "{method} sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={prefix}{set}.{dest}.{seq}\r\nMax-Forwards: 70\r\nFrom: <{from}>;tag=rsprobe{shard}\r\nTo: <sip:{addr}>\r\nCall-ID: rsprobe-{set}-{dest}-{seq}@{ip}\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n",
+        addr = p.addr,
+        sent_by = String::from_utf8_lossy(sent_by),
+        prefix = std::str::from_utf8(PROBE_PREFIX).unwrap_or_default(),
+        set = p.set,
+        dest = p.dest,
+        seq = p.seq,
+    )
+    .ok()?;
+    Some(c.position() as usize)
+}
+
+fn parse_probe_branch(rest: &[u8]) -> Option<(usize, usize, u32)> {
+    let s = std::str::from_utf8(rest).ok()?;
+    let mut it = s.split('.');
+    let set = it.next()?.parse().ok()?;
+    let dest = it.next()?.parse().ok()?;
+    let seq = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((set, dest, seq))
+}
+
+fn uri_addr(u: &ringsip_proto::Uri<'_>) -> Option<SocketAddr> {
+    let ip = u.host()?.ip()?;
+    let port = u.port().unwrap_or(if u.scheme() == ringsip_proto::Scheme::Sips { 5061 } else { 5060 });
+    Some(SocketAddr::new(ip, port))
+}
+
+fn auth_user<'a>(m: &Message<'a>) -> Option<&'a [u8]> {
+    for name in [HeaderName::Authorization, HeaderName::ProxyAuthorization] {
+        if let Some(Ok(a)) = m.auth(name).next() {
+            if let Some(u) = a.get(b"username") {
+                let u = u.strip_prefix(b"\"").and_then(|u| u.strip_suffix(b"\"")).unwrap_or(u);
+                return Some(u);
+            }
+        }
+    }
+    None
+}
+
+fn apply_header_ops<'e>(
+    e: &mut Edits<'e>,
+    m: &Message<'_>,
+    ops: &[HeaderOp<'e>],
+    scratch: &'e [u8],
+) -> Result<(), ringsip_proto::WriteError> {
+    for op in ops {
+        let value = &scratch[op.value.0..op.value.1];
+        match op.action {
+            Action::SetHeader(name, raw, _) => {
+                remove_named(e, m, *name, raw)?;
+                e.append_header(m, raw, value)?;
+            }
+            Action::AppendHeader(raw, _) => e.append_header(m, raw, value)?,
+            Action::RemoveHeader(name, raw) => remove_named(e, m, *name, raw)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn remove_named(
+    e: &mut Edits<'_>,
+    m: &Message<'_>,
+    name: HeaderName,
+    raw: &[u8],
+) -> Result<(), ringsip_proto::WriteError> {
+    if name != HeaderName::Other {
+        e.remove_header(m, name)?;
+        return Ok(());
+    }
+    for i in 0..m.header_count() {
+        if m.entries()[i].name() == HeaderName::Other && m.raw_name(i).eq_ignore_ascii_case(raw) {
+            e.remove_header_at(m, i)?;
+        }
+    }
+    Ok(())
+}
+
+fn hex(v: u64, out: &mut [u8; 16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+impl Handler for StatelessProxy {
+    fn datagram(&mut self, d: &Datagram<'_>, out: &mut Outbox<'_>) {
+        // keep-alives (CRLF) and empty datagrams are not errors
+        if d.data.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return;
+        }
+        let mut m = Message::new();
+        if let Err(e) = m.parse_into(d.data) {
+            self.stats.parse_errors.inc();
+            self.stats.dropped(DropReason::Unparsable);
+            debug!(src = %d.src, error = %e, "unparsable datagram dropped");
+            return;
+        }
+        if m.is_request() { self.request(&m, d, out) } else { self.response(&m, d, out) }
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Outbox<'_>) {
+        self.send_probes(now, out);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,369 @@
+//! The stateless proxy driven without sockets: datagrams in, queued datagrams out.
+
+use super::*;
+use ringsip_runtime::{SendBatch, ShardPlace};
+use std::path::Path;
+
+const LB: &str = r#"
+[server]
+listen = ["udp:127.0.0.1:5060"]
+
+[[dispatcher.set]]
+id = 1
+algorithm = "round-robin"
+destinations = ["sip:127.0.0.1:5080", "sip:127.0.0.1:5081"]
+probe = { interval = "2s", failure_threshold = 1, success_threshold = 1 }
+
+[[route.request]]
+name = "max-forwards"
+if = "$hdr(Max-Forwards) == 0"
+do = 'reply 483 "Too Many Hops"'
+
+[[route.request]]
+name = "in-dialog"
+if = "has_totag and $rd != myself"
+do = "forward"
+
+[[route.request]]
+name = "tag"
+if = '$rU == "tagme"'
+do = ['set_header X-Src "$si:$sp"', 'append_header X-Hop "ringsip"', 'remove_header Subject']
+
+[[route.request]]
+name = "dispatch"
+do = ['select 1 else reply 503 "No destination"', "forward"]
+"#;
+
+struct H {
+    proxy: StatelessProxy,
+    shared: Arc<Shared>,
+    batches: Vec<SendBatch>,
+    io: ShardStats,
+}
+
+const UAC: &str = "203.0.113.45:5060";
+
+impl H {
+    fn new(cfg: &str) -> H {
+        let cfg = ringsip_config::parse(cfg, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let shared = Arc::new(Shared::new(&cfg).unwrap());
+        let f = Factory { shared: shared.clone(), registry: Arc::new(Mutex::new(Vec::new())) };
+        let info = ShardInfo {
+            place: ShardPlace { shard: 0, cpu: 0, node: 0 },
+            shards: 1,
+            listen: vec!["127.0.0.1:5060".parse().unwrap()],
+        };
+        let io = ShardStats::default();
+        H {
+            proxy: f.make(&info, Arc::new(ShardStats::default())),
+            shared,
+            batches: vec![SendBatch::new(64, 1 << 20)],
+            io,
+        }
+    }
+
+    fn feed(&mut self, data: &[u8], src: &str) -> Vec<(SocketAddr, Vec<u8>)> {
+        let d = Datagram {
+            data,
+            src: src.parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            listen: 0,
+            now: Instant::now(),
+        };
+        let fds = [-1];
+        let mut out = Outbox::new(&mut self.batches, &fds, &self.io, 20_000);
+        self.proxy.datagram(&d, &mut out);
+        self.take()
+    }
+
+    fn tick(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+        let fds = [-1];
+        let mut out = Outbox::new(&mut self.batches, &fds, &self.io, 20_000);
+        self.proxy.tick(now, &mut out);
+        self.take()
+    }
+
+    fn take(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let v = self.batches[0].queued().map(|(a, b)| (a, b.to_vec())).collect();
+        self.batches[0].clear();
+        v
+    }
+}
+
+fn invite(call: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-{call}\r\n{extra}From: sipp <sip:sipp@203.0.113.45:5060>;tag=f-{call}\r\nTo: <sip:service@127.0.0.1:5060>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: sip:sipp@203.0.113.45:5060\r\nMax-Forwards: 70\r\nSubject: test\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn one(out: Vec<(SocketAddr, Vec<u8>)>) -> (SocketAddr, Vec<u8>) {
+    assert_eq!(out.len(), 1, "{:?}", out.iter().map(|(a, b)| (a, String::from_utf8_lossy(b))).collect::<Vec<_>>());
+    out.into_iter().next().unwrap()
+}
+
+#[test]
+fn initial_requests_are_dispatched_round_robin_with_our_via() {
+    let mut h = H::new(LB);
+    let (to, fwd) = one(h.feed(&invite("c1", ""), UAC));
+    assert_eq!(to, "127.0.0.1:5080".parse().unwrap());
+    let m = Message::parse(&fwd).unwrap();
+    m.validate().unwrap();
+    let vias: Vec<_> = m.vias().map(|v| v.unwrap()).collect();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host_bytes(), b"127.0.0.1");
+    assert_eq!(vias[0].port(), Some(5060));
+    assert!(Branch::is_ours(vias[0].branch().unwrap()));
+    assert_eq!(vias[1].branch(), Some(&b"z9hG4bK-c1"[..]));
+    assert_eq!(vias[1].received(), None, "sent-by equals the source: no received");
+    assert_eq!(m.max_forwards().unwrap(), Some(69));
+    assert_eq!(m.request_uri_bytes(), Some(&b"sip:service@127.0.0.1:5060"[..]));
+    let (to2, _) = one(h.feed(&invite("c2", ""), UAC));
+    assert_eq!(to2, "127.0.0.1:5081".parse().unwrap());
+    // a retransmission gets the same branch (stateless), and goes round the ring again
+    let (_, again) = one(h.feed(&invite("c1", ""), UAC));
+    let b1 = Message::parse(&fwd).unwrap().via().unwrap().branch().unwrap().to_vec();
+    assert_eq!(Message::parse(&again).unwrap().via().unwrap().branch().unwrap(), &b1[..]);
+}
+
+#[test]
+fn cancel_follows_its_invite_and_gets_the_same_branch() {
+    let mut h = H::new(LB);
+    let (to_a, fwd_a) = one(h.feed(&invite("a", ""), UAC));
+    let cancel = String::from_utf8(invite("a", ""))
+        .unwrap()
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("1 INVITE", "1 CANCEL");
+    // round-robin alone would send it to the other destination
+    let (to_c, fwd_c) = one(h.feed(cancel.as_bytes(), UAC));
+    assert_eq!(to_c, to_a);
+    let ba = Message::parse(&fwd_a).unwrap().via().unwrap().branch().unwrap().to_vec();
+    assert_eq!(Message::parse(&fwd_c).unwrap().via().unwrap().branch().unwrap(), &ba[..]);
+    // an in-dialog request addressed to ringsip (no route info) follows the INVITE too
+    let bye = String::from_utf8(invite("a", ""))
+        .unwrap()
+        .replace("INVITE sip:", "BYE sip:")
+        .replace("1 INVITE", "2 BYE")
+        .replace("To: <sip:service@127.0.0.1:5060>", "To: <sip:service@127.0.0.1:5060>;tag=uas1");
+    let (to_b, _) = one(h.feed(bye.as_bytes(), UAC));
+    assert_eq!(to_b, to_a);
+}
+
+#[test]
+fn responses_go_back_along_the_vias() {
+    let mut h = H::new(LB);
+    let (_, fwd) = one(h.feed(&invite("r1", ""), UAC));
+    let m = Message::parse(&fwd).unwrap();
+    let ours = m.via().unwrap().as_bytes();
+    let ringing = format!(
+        "SIP/2.0 180 Ringing\r\nVia: {}\r\nVia: SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-r1\r\nFrom: sipp <sip:sipp@203.0.113.45:5060>;tag=f-r1\r\nTo: <sip:service@127.0.0.1:5060>;tag=t1\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        String::from_utf8_lossy(ours)
+    );
+    let (to, back) = one(h.feed(ringing.as_bytes(), "127.0.0.1:5080"));
+    assert_eq!(to, UAC.parse().unwrap());
+    let r = Message::parse(&back).unwrap();
+    assert_eq!(r.vias().count(), 1);
+    assert_eq!(r.via().unwrap().branch(), Some(&b"z9hG4bK-r1"[..]));
+    assert_eq!(r.status(), Some(180));
+    // a response whose top Via is not ours is dropped
+    let foreign =
+        ringing.replacen(&String::from_utf8_lossy(ours).into_owned(), "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKx", 1);
+    assert!(h.feed(foreign.as_bytes(), "127.0.0.1:5080").is_empty());
+    assert_eq!(h.proxy.stats.drops[DropReason::NotOurVia as usize].get(), 1);
+    // our address but not our branch: dropped too
+    let not_branch = ringing.replacen("branch=z9hG4bKrsL", "branch=z9hG4bKzzz", 1);
+    assert!(h.feed(not_branch.as_bytes(), "127.0.0.1:5080").is_empty());
+    // rport/received of the next Via decide where it goes
+    let natted = ringing.replacen(
+        "SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-r1",
+        "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-r1;received=198.51.100.7;rport=40123",
+        1,
+    );
+    let (to, _) = one(h.feed(natted.as_bytes(), "127.0.0.1:5080"));
+    assert_eq!(to, "198.51.100.7:40123".parse().unwrap());
+}
+
+#[test]
+fn received_and_rport_are_set_on_the_previous_hop() {
+    let mut h = H::new(LB);
+    let inv = String::from_utf8(invite("n1", "")).unwrap().replace(
+        "Via: SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-n1",
+        "Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK-n1",
+    );
+    let (_, fwd) = one(h.feed(inv.as_bytes(), "198.51.100.7:40123"));
+    let m = Message::parse(&fwd).unwrap();
+    let prev = m.vias().nth(1).unwrap().unwrap();
+    assert_eq!(prev.received(), Some("198.51.100.7".parse().unwrap()));
+    assert_eq!(prev.rport(), Some(Some(40123)));
+    assert_eq!(prev.branch(), Some(&b"z9hG4bK-n1"[..]));
+}
+
+#[test]
+fn in_dialog_requests_follow_the_route_set_or_request_uri() {
+    let mut h = H::new(LB);
+    // R-URI = the UAS contact: forwarded there, not dispatched
+    let bye = "BYE sip:uas@127.0.0.1:5081 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-b\r\nFrom: <sip:sipp@203.0.113.45>;tag=f\r\nTo: <sip:service@127.0.0.1>;tag=t\r\nCall-ID: d1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let (to, _) = one(h.feed(bye.as_bytes(), UAC));
+    assert_eq!(to, "127.0.0.1:5081".parse().unwrap());
+    // loose routing: ringsip's own Route entry is removed, the next one is the next hop
+    let routed = bye.replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>, <sip:192.0.2.99:5099;lr>\r\n",
+    );
+    let (to, fwd) = one(h.feed(routed.as_bytes(), UAC));
+    assert_eq!(to, "192.0.2.99:5099".parse().unwrap());
+    let m = Message::parse(&fwd).unwrap();
+    let routes: Vec<_> = m.routes().map(|r| r.unwrap().uri().as_bytes().to_vec()).collect();
+    assert_eq!(routes, [b"sip:192.0.2.99:5099;lr".to_vec()]);
+    // a host name as next hop: dropped and counted (no DNS on the hot path)
+    let named = bye.replace("BYE sip:uas@127.0.0.1:5081", "BYE sip:uas@uas.example.com");
+    assert!(h.feed(named.as_bytes(), UAC).is_empty());
+    assert_eq!(h.proxy.stats.drops[DropReason::Unresolvable as usize].get(), 1);
+}
+
+#[test]
+fn generated_replies() {
+    let mut h = H::new(LB);
+    // Max-Forwards 0 → 483 from the route
+    let inv = String::from_utf8(invite("m0", "")).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let (to, r) = one(h.feed(inv.as_bytes(), UAC));
+    assert_eq!(to, UAC.parse().unwrap());
+    let r = Message::parse(&r).unwrap();
+    assert_eq!(r.status(), Some(483));
+    assert!(r.to().unwrap().tag().is_some());
+    // malformed CSeq → 400 with the reason in a Warning
+    let bad = String::from_utf8(invite("b1", "")).unwrap().replace("CSeq: 1 INVITE", "CSeq: 99999999999 INVITE");
+    let (_, r) = one(h.feed(bad.as_bytes(), UAC));
+    let r = Message::parse(&r).unwrap();
+    assert_eq!(r.status(), Some(400));
+    let w = r.header(HeaderName::Warning).unwrap();
+    assert!(w.starts_with(b"399 ringsip \"CSeq: number out of range"), "{}", String::from_utf8_lossy(w));
+    // (that reply copies the request's CSeq, as RFC 3261 §8.2.6.2 requires, so it cannot validate)
+    // CSeq method mismatch: the reply is a valid message
+    let mm = String::from_utf8(invite("b2", "")).unwrap().replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    let (_, r) = one(h.feed(mm.as_bytes(), UAC));
+    let r = Message::parse(&r).unwrap();
+    assert_eq!(r.status(), Some(400));
+    r.validate().unwrap();
+    // garbage: nothing sent, counted
+    assert!(h.feed(b"\x00\x01garbage", UAC).is_empty());
+    assert!(h.feed(b"\r\n\r\n", UAC).is_empty(), "a keep-alive is not an error");
+    assert_eq!(h.proxy.stats.drops[DropReason::Unparsable as usize].get(), 1);
+    // every destination down → 503 No destination
+    for d in &h.shared.dispatcher.sets[0].dests {
+        d.set_disabled(true);
+    }
+    let (_, r) = one(h.feed(&invite("n1", ""), UAC));
+    let r = Message::parse(&r).unwrap();
+    assert_eq!(
+        (r.status(), r.start_line()),
+        (Some(503), &ringsip_proto::StartLine::Response { code: 503, reason: b"No destination" })
+    );
+    // an ACK is never answered
+    let ack =
+        String::from_utf8(invite("a1", "")).unwrap().replace("INVITE sip:", "ACK sip:").replace("1 INVITE", "1 ACK");
+    assert!(h.feed(ack.as_bytes(), UAC).is_empty());
+}
+
+#[test]
+fn loops_are_refused_with_482() {
+    let mut h = H::new(LB);
+    let (_, fwd) = one(h.feed(&invite("l1", ""), UAC));
+    // the forwarded request comes back to us unchanged but for one more Via on top
+    let back = String::from_utf8(fwd).unwrap().replacen(
+        "Via: ",
+        "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKuas\r\nVia: ",
+        1,
+    );
+    let (to, r) = one(h.feed(back.as_bytes(), "127.0.0.1:5080"));
+    assert_eq!(to, "127.0.0.1:5080".parse().unwrap());
+    assert_eq!(Message::parse(&r).unwrap().status(), Some(482));
+}
+
+#[test]
+fn header_actions_are_applied() {
+    let mut h = H::new(LB);
+    let inv = String::from_utf8(invite("h1", ""))
+        .unwrap()
+        .replace("sip:service@127.0.0.1:5060 SIP", "sip:tagme@127.0.0.1:5060 SIP");
+    let (_, fwd) = one(h.feed(inv.as_bytes(), UAC));
+    let m = Message::parse(&fwd).unwrap();
+    let src: Vec<_> = m.headers_by_raw_name(b"X-Src").map(|h| h.value).collect();
+    assert_eq!(src, [&b"203.0.113.45:5060"[..]]);
+    assert_eq!(m.headers_by_raw_name(b"X-Hop").count(), 1);
+    assert_eq!(m.header(HeaderName::Subject), None);
+    m.validate().unwrap();
+}
+
+#[test]
+fn probes_go_out_and_answers_are_recorded() {
+    let mut h = H::new(LB);
+    let t0 = Instant::now();
+    let out = h.tick(t0);
+    assert_eq!(out.len(), 2);
+    let (to, opt) = &out[0];
+    assert_eq!(*to, "127.0.0.1:5080".parse().unwrap());
+    let m = Message::parse(opt).unwrap();
+    m.validate().unwrap();
+    assert_eq!(m.method(), Some(Method::Options));
+    let branch = m.via().unwrap().branch().unwrap();
+    assert!(branch.starts_with(PROBE_PREFIX));
+    // the destination answers 200 to the first probe, the second stays silent
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        String::from_utf8_lossy(m.via().unwrap().as_bytes()),
+        String::from_utf8_lossy(m.header(HeaderName::From).unwrap()),
+        String::from_utf8_lossy(m.header(HeaderName::To).unwrap()),
+        String::from_utf8_lossy(m.call_id().unwrap()),
+    );
+    assert!(h.feed(ok.as_bytes(), "127.0.0.1:5080").is_empty(), "probe answers are not forwarded");
+    assert_eq!(h.proxy.stats.probe_answers.get(), 1);
+    // after the timeout (= interval, 2 s) the silent one is down, the other still up
+    let _ = h.tick(t0 + Duration::from_millis(2100));
+    let d = &h.shared.dispatcher.sets[0].dests;
+    assert!(d[0].available());
+    assert!(!d[1].available());
+    // and new calls all go to the one that answers
+    for i in 0..4 {
+        let (to, _) = one(h.feed(&invite(&format!("p{i}"), ""), UAC));
+        assert_eq!(to, "127.0.0.1:5080".parse().unwrap());
+    }
+}
+
+#[test]
+fn every_broken_request_with_a_usable_via_is_answered() {
+    let mut h = H::new(LB);
+    let via = "SIP/2.0/UDP 127.0.0.1:40000;rport;branch=z9hG4bKhostile";
+    let cases = [
+        (
+            "cseq",
+            format!(
+                "INVITE sip:a@b SIP/2.0\r\nVia: {via}\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: h1\r\nCSeq: 99999999999 INVITE\r\n\r\n"
+            ),
+        ),
+        (
+            "mismatch",
+            format!(
+                "INVITE sip:a@b SIP/2.0\r\nVia: {via}\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: h2\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            ),
+        ),
+        (
+            "quote",
+            format!(
+                "INVITE sip:a@b SIP/2.0\r\nVia: {via}\r\nTo: \"open <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: h3\r\nCSeq: 1 INVITE\r\n\r\n"
+            ),
+        ),
+        (
+            "maxfwd",
+            format!(
+                "INVITE sip:a@b SIP/2.0\r\nVia: {via}\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: h4\r\nCSeq: 1 INVITE\r\nMax-Forwards: 300\r\n\r\n"
+            ),
+        ),
+    ];
+    for (name, raw) in cases {
+        let out = h.feed(raw.as_bytes(), "127.0.0.1:40000");
+        assert_eq!(out.len(), 1, "{name}: no answer");
+        assert_eq!(out[0].0, "127.0.0.1:40000".parse().unwrap(), "{name}");
+        assert_eq!(Message::parse(&out[0].1).unwrap().status(), Some(400), "{name}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The stateless proxy's counters, one set per shard (summed by the metrics exporter).
+
+use std::sync::Arc;
+
+use ringsip_runtime::{Counter, Kind, Metric, Metrics};
+
+use crate::dispatcher::Dispatcher;
+
+/// Why a message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// The datagram is not a SIP message (framing or start line).
+    Unparsable,
+    /// A request too broken to answer (no usable top Via).
+    Unanswerable,
+    /// A response whose top Via is not ringsip's.
+    NotOurVia,
+    /// A response with no Via left after ringsip's.
+    NoNextVia,
+    /// A destination given as a host name (ringsip does no DNS on the hot path).
+    Unresolvable,
+    /// The route said `drop`.
+    Route,
+    /// The request route ended without a forward, reply or drop.
+    RouteEnd,
+    /// An ACK with nowhere to go.
+    Ack,
+    /// A malformed response.
+    BadResponse,
+    /// The output would not fit (too many edits or header lines).
+    Write,
+    /// Only a request can be answered.
+    ReplyToResponse,
+}
+
+impl DropReason {
+    /// Every reason, for export.
+    pub const ALL: [DropReason; 11] = [
+        DropReason::Unparsable,
+        DropReason::Unanswerable,
+        DropReason::NotOurVia,
+        DropReason::NoNextVia,
+        DropReason::Unresolvable,
+        DropReason::Route,
+        DropReason::RouteEnd,
+        DropReason::Ack,
+        DropReason::BadResponse,
+        DropReason::Write,
+        DropReason::ReplyToResponse,
+    ];
+
+    /// Label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Unparsable => "unparsable",
+            DropReason::Unanswerable => "unanswerable",
+            DropReason::NotOurVia => "not_our_via",
+            DropReason::NoNextVia => "no_next_via",
+            DropReason::Unresolvable => "unresolvable",
+            DropReason::Route => "route",
+            DropReason::RouteEnd => "route_end",
+            DropReason::Ack => "ack",
+            DropReason::BadResponse => "bad_response",
+            DropReason::Write => "write",
+            DropReason::ReplyToResponse => "reply_to_response",
+        }
+    }
+}
+
+/// Request methods counted separately.
+pub const METHODS: [&str; 8] = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "other"];
+
+/// Status codes ringsip generates, counted separately (anything else is `other`).
+pub const CODES: [u16; 10] = [100, 400, 404, 416, 420, 480, 482, 483, 500, 503];
+
+/// Per-shard counters of the stateless proxy.
+#[derive(Debug)]
+pub struct ProxyStats {
+    /// Requests received, by [`METHODS`].
+    pub requests: [Counter; 8],
+    /// Responses received, by class 1xx–6xx.
+    pub responses: [Counter; 6],
+    /// Requests forwarded, by [`METHODS`].
+    pub forwarded_requests: [Counter; 8],
+    /// Responses forwarded, by class.
+    pub forwarded_responses: [Counter; 6],
+    /// Replies generated, by [`CODES`] and one `other`.
+    pub replies: [Counter; 11],
+    /// Drops, by [`DropReason`].
+    pub drops: [Counter; 11],
+    /// Messages that failed to parse or validate, by place (first the start line/framing).
+    pub parse_errors: Counter,
+    /// Probes sent.
+    pub probes_sent: Counter,
+    /// Probe answers received.
+    pub probe_answers: Counter,
+    /// Requests sent to each destination: `[set][dest]`.
+    pub dest_selected: Vec<Vec<Counter>>,
+    /// Destination health changes seen by this shard (only the prober's shard changes them).
+    pub dest_transitions: Counter,
+    /// For labels, and the state gauges.
+    dispatcher: Arc<Dispatcher>,
+    /// Export the (shared) destination states from this shard.
+    export_state: bool,
+}
+
+impl ProxyStats {
+    /// Counters for a dispatcher of this shape; `export_state` on one shard only exports the
+    /// destination states (they are shared, not summed).
+    pub fn new(d: &Arc<Dispatcher>, export_state: bool) -> ProxyStats {
+        ProxyStats {
+            requests: Default::default(),
+            responses: Default::default(),
+            forwarded_requests: Default::default(),
+            forwarded_responses: Default::default(),
+            replies: Default::default(),
+            drops: Default::default(),
+            parse_errors: Counter::default(),
+            probes_sent: Counter::default(),
+            probe_answers: Counter::default(),
+            dest_selected: d.sets.iter().map(|s| s.dests.iter().map(|_| Counter::default()).collect()).collect(),
+            dest_transitions: Counter::default(),
+            dispatcher: d.clone(),
+            export_state,
+        }
+    }
+
+    /// Index of a method in [`METHODS`].
+    pub fn method_index(m: &[u8]) -> usize {
+        METHODS.iter().position(|x| x.as_bytes() == m).unwrap_or(METHODS.len() - 1)
+    }
+
+    /// Count a generated reply.
+    pub fn reply(&self, code: u16) {
+        let i = CODES.iter().position(|&c| c == code).unwrap_or(CODES.len());
+        self.replies[i].inc();
+    }
+
+    /// Count a drop.
+    pub fn dropped(&self, why: DropReason) {
+        self.drops[why as usize].inc();
+    }
+}
+
+impl Metrics for ProxyStats {
+    fn visit(&self, sink: &mut dyn FnMut(&Metric<'_>)) {
+        let mut c = |name: &str, help: &str, labels: &[(&str, &str)], v: u64| {
+            sink(&Metric { name, help, kind: Kind::Counter, labels, value: v });
+        };
+        for (i, m) in METHODS.iter().enumerate() {
+            c("ringsip_requests_received_total", "SIP requests received", &[("method", m)], self.requests[i].get());
+            c(
+                "ringsip_requests_forwarded_total",
+                "SIP requests forwarded",
+                &[("method", m)],
+                self.forwarded_requests[i].get(),
+            );
+        }
+        const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+        for (i, class) in CLASSES.iter().enumerate() {
+            c(
+                "ringsip_responses_received_total",
+                "SIP responses received",
+                &[("class", class)],
+                self.responses[i].get(),
+            );
+            c(
+                "ringsip_responses_forwarded_total",
+                "SIP responses forwarded",
+                &[("class", class)],
+                self.forwarded_responses[i].get(),
+            );
+        }
+        let mut buf = [0u8; 20];
+        for (i, code) in CODES.iter().enumerate() {
+            let text = std::str::from_utf8(crate::route::itoa(*code as i64, &mut buf)).unwrap_or("0").to_string();
+            c(
+                "ringsip_replies_sent_total",
+                "SIP replies generated by ringsip",
+                &[("code", &text)],
+                self.replies[i].get(),
+            );
+        }
+        c(
+            "ringsip_replies_sent_total",
+            "SIP replies generated by ringsip",
+            &[("code", "other")],
+            self.replies[CODES.len()].get(),
+        );
+        for d in DropReason::ALL {
+            c("ringsip_drops_total", "messages dropped", &[("reason", d.name())], self.drops[d as usize].get());
+        }
+        c("ringsip_parse_errors_total", "messages that failed to parse or validate", &[], self.parse_errors.get());
+        c("ringsip_probes_sent_total", "dispatcher health probes sent", &[], self.probes_sent.get());
+        c("ringsip_probe_answers_total", "dispatcher health probe answers received", &[], self.probe_answers.get());
+        let d = &self.dispatcher;
+        for (si, set) in d.sets.iter().enumerate() {
+            let set_id = set.id.to_string();
+            for (di, dest) in set.dests.iter().enumerate() {
+                let labels = [("set", set_id.as_str()), ("destination", dest.uri.as_str())];
+                if self.export_state {
+                    sink(&Metric {
+                        name: "ringsip_dispatcher_destination_up",
+                        help: "1 when a destination is active and not disabled",
+                        kind: Kind::Gauge,
+                        labels: &labels,
+                        value: dest.available() as u64,
+                    });
+                }
+                sink(&Metric {
+                    name: "ringsip_dispatcher_selected_total",
+                    help: "requests sent to a dispatcher destination",
+                    kind: Kind::Counter,
+                    labels: &labels,
+                    value: self.dest_selected[si][di].get(),
+                });
+            }
+        }
+    }
+}
