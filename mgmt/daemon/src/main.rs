@@ -1,0 +1,300 @@
+//! `ringsip` — the daemon.
+//!
+//! ```text
+//! ringsip --config FILE [--shards N] [--cpus LIST]   run in the foreground until SIGINT/SIGTERM
+//! ringsip check FILE                                  validate a config, print what it sets up
+//! ringsip topology [--cpus LIST] [--shards N]         NUMA nodes, cores, and the shard placement
+//! ```
+//! Exit status: 0 on a clean stop or a valid config, 1 when the config is invalid or the
+//! router cannot start, 2 on a usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ringsip_config::Config;
+use ringsip_runtime::{Kind, RuntimeConfig, Topology, format_cpu_list, parse_cpu_list};
+use tracing::{error, info, warn};
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Largest datagram a shard accepts; bigger ones are dropped and counted (SIP over UDP stays
+/// far below this; RFC 3261 §18.1.1 moves anything over 1300 bytes to a stream transport).
+const MAX_DATAGRAM: usize = 16 * 1024;
+
+#[derive(Parser)]
+#[command(
+    name = "ringsip",
+    version,
+    about = "ringsip: a carrier-grade SIP edge router",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The configuration file (TOML).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Number of shards (one per CPU); default: the CPUs given, or the config's `shards`.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// CPUs to run shards on, e.g. "0-3,6"; default: the config's `cpus`, or every online CPU.
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+    cpus: Option<CpuList>,
+}
+
+/// A CPU list argument ("0-3,6").
+#[derive(Clone, Debug)]
+struct CpuList(Vec<usize>);
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file and print what it sets up.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Print the NUMA nodes and CPUs ringsip sees and the shard placement it would use.
+    Topology {
+        /// CPUs to place shards on.
+        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+        cpus: Option<CpuList>,
+        /// Number of shards.
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
+    },
+}
+
+fn cpu_list(s: &str) -> Result<CpuList, String> {
+    parse_cpu_list(s).map(CpuList)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Some(Command::Check { file }) => check(&file),
+        Some(Command::Topology { cpus, shards }) => topology(cpus.as_ref().map(|c| c.0.as_slice()), shards),
+        None => match cli.run.config {
+            Some(file) => run(&file, cli.run.shards, cli.run.cpus.map(|c| c.0)),
+            None => {
+                eprintln!("ringsip: no configuration given; run `ringsip --config FILE` (see `ringsip --help`)");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn load(file: &std::path::Path) -> Result<Config, ExitCode> {
+    ringsip_config::load(file).map_err(|errs| {
+        eprintln!("{errs}");
+        eprintln!(
+            "ringsip: {} invalid ({} error{})",
+            file.display(),
+            errs.0.len(),
+            if errs.0.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::from(1)
+    })
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    let cfg = match load(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = ringsip_modules::stateless::Shared::new(&cfg) {
+        eprintln!("{}: {e}", file.display());
+        return ExitCode::from(1);
+    }
+    println!("{}: valid", file.display());
+    for l in &cfg.server.listen {
+        println!("  listen {}", l.text);
+    }
+    for s in &cfg.dispatcher.sets {
+        println!(
+            "  dispatcher set {} ({}, algorithm {}): {} destination{}, probing {:?} every {:?}",
+            s.id,
+            s.algorithm.name(),
+            s.algorithm.number(),
+            s.destinations.len(),
+            if s.destinations.len() == 1 { "" } else { "s" },
+            s.probe.mode,
+            s.probe.interval
+        );
+    }
+    println!(
+        "  routes: request {} rule{}, reply {}, named {}",
+        cfg.routes.request.rules.len(),
+        if cfg.routes.request.rules.len() == 1 { "" } else { "s" },
+        cfg.routes.reply.as_ref().map_or("none".to_string(), |r| format!("{} rules", r.rules.len())),
+        cfg.routes.named.len()
+    );
+    ExitCode::SUCCESS
+}
+
+fn topology(cpus: Option<&[usize]>, shards: Option<usize>) -> ExitCode {
+    let topo = match Topology::read() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ringsip: cannot read the CPU topology: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    print!("{topo}");
+    match topo.place(cpus, shards) {
+        Ok(p) => {
+            println!("placement ({} shard{}):", p.shards.len(), if p.shards.len() == 1 { "" } else { "s" });
+            print!("{p}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringsip: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>) -> ExitCode {
+    let cfg = match load(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let filter = std::env::var("RINGSIP_LOG").unwrap_or_else(|_| cfg.server.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let topo = match Topology::read() {
+        Ok(t) => t,
+        Err(e) => {
+            error!("cannot read the CPU topology: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cpus = cpus.or_else(|| cfg.server.cpus.clone());
+    let placement = match topo.place(cpus.as_deref(), shards.or(cfg.server.shards)) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shared = match ringsip_modules::stateless::Shared::new(&cfg) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            error!("{}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    let registry: ringsip_mgmt::metrics::Registry = Arc::new(Mutex::new(Vec::new()));
+    let factory = Arc::new(ringsip_modules::stateless::Factory { shared, registry: registry.clone() });
+    let rt = RuntimeConfig {
+        listen: cfg.server.listen.iter().map(|l| l.addr).collect(),
+        placement: placement.clone(),
+        rcvbuf: cfg.server.rcvbuf,
+        sndbuf: cfg.server.sndbuf,
+        batch: cfg.server.batch,
+        max_datagram: MAX_DATAGRAM,
+        tick: Duration::from_millis(50),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    info!(
+        config = %file.display(),
+        shards = placement.shards.len(),
+        cpus = %format_cpu_list(&placement.shards.iter().map(|s| s.cpu).collect::<Vec<_>>()),
+        "ringsip starting"
+    );
+    let running = match ringsip_runtime::start(rt, factory, stop.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    for r in &running.ready {
+        for (addr, b) in &r.sockets {
+            info!(
+                shard = r.shard,
+                listen = %addr,
+                rcvbuf_requested = b.rcv_requested,
+                rcvbuf_granted = b.rcv_granted,
+                sndbuf_requested = b.snd_requested,
+                sndbuf_granted = b.snd_granted,
+                "socket bound (SO_REUSEPORT); the kernel reports granted buffers doubled, capped by net.core.{{r,w}}mem_max without CAP_NET_ADMIN"
+            );
+            if b.rcv_granted < b.rcv_requested {
+                warn!(listen = %addr, "receive buffer smaller than requested: raise net.core.rmem_max (see docs/tuning.md)");
+            }
+        }
+    }
+    if let Some(m) = cfg.server.metrics {
+        let listen: Vec<_> = cfg.server.listen.iter().map(|l| l.addr).collect();
+        let n = placement.shards.len() as u64;
+        let extra = move || {
+            let drops: u64 = listen.iter().filter_map(|a| ringsip_runtime::udp::kernel_drops(*a)).sum();
+            vec![
+                ("ringsip_shards", "shards running", Kind::Gauge, n),
+                (
+                    "ringsip_udp_kernel_drops",
+                    "datagrams the kernel dropped on the listen sockets (receive buffer full)",
+                    Kind::Gauge,
+                    drops,
+                ),
+            ]
+        };
+        if let Err(e) = ringsip_mgmt::metrics::serve(m, registry.clone(), stop.clone(), extra) {
+            error!("metrics endpoint {m}: {e}");
+            running.stop();
+            let _ = running.join();
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(p) = &cfg.server.control_socket {
+        info!(path = %p.display(), "control socket configured; the management plane that serves it arrives with issue 4");
+    }
+
+    // wait for SIGINT/SIGTERM
+    let mut signals =
+        match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot install signal handlers: {e}");
+                running.stop();
+                let _ = running.join();
+                return ExitCode::from(1);
+            }
+        };
+    if let Some(sig) = signals.forever().next() {
+        info!(signal = sig, "stopping");
+    }
+    stop.store(true, Ordering::Release);
+    running.stop();
+    match running.join() {
+        Ok(()) => {
+            info!("ringsip stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
