@@ -3,12 +3,22 @@
 
 use std::path::PathBuf;
 
+pub mod e2e;
+
+/// The shared material (`../shared` from the project root), or `RINGSIP_SHARED`.
+pub fn shared_dir() -> PathBuf {
+    match std::env::var_os("RINGSIP_SHARED") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
+    }
+}
+
 /// The external SIP corpus (`../shared/corpus` from the project root), or the folder named by
 /// `RINGSIP_CORPUS`. Panics with a clear message when it is missing: corpus tests never skip.
 pub fn corpus_dir() -> PathBuf {
     let dir = match std::env::var_os("RINGSIP_CORPUS") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
+        None => shared_dir().join("corpus"),
     };
     assert!(
         dir.join("rfc4475/INDEX.tsv").is_file(),
