@@ -6,9 +6,13 @@
 //!   forwarding edit list, write), shared by `benches/parse.rs` and the zero-allocation
 //!   test in `tests/no_alloc.rs` so both measure exactly the same code.
 //!
+//! * [`bench`]: `ringsip-bench`, the end-to-end benchmark of a running router
+//!   (`cargo run --release --bin ringsip-bench -- lb`).
+//!
 //! Run the comparison with rsip with `cargo bench -p ringsip-perf --bench parse`.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod proxy;
 pub mod samples;
 

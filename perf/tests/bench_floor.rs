@@ -1,0 +1,80 @@
+//! End to end: `ringsip-bench lb --router-cmd <sip-floor> --rate 500 --duration 2` through the
+//! floor forwarder of `shared/bench/floor`, built here into a temp target dir. Every call must
+//! succeed and the router's CPU per message must be a finite positive number.
+//!
+//! When the floor cannot be found or built the test is skipped, except under `CI=true`, where
+//! that fails it. It uses its own ports (25060, 25080/25081, 25100) so a router or benchmark
+//! running on the usual ones does not disturb it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn floor_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    [root.join("../shared/bench/floor"), root.join("shared/bench/floor")]
+        .into_iter()
+        .find(|p| p.join("Cargo.toml").is_file())
+}
+
+/// Build sip-floor, or say why not.
+fn build_floor() -> Result<PathBuf, String> {
+    let dir = floor_dir().ok_or("shared/bench/floor not found next to the repository")?;
+    let target = std::env::temp_dir().join("ringsip-perf-test-floor-target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["build", "--release", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    let bin = target.join("release/sip-floor");
+    if !out.status.success() || !bin.is_file() {
+        return Err(format!(
+            "building {} failed ({}):\n{}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(bin)
+}
+
+#[test]
+fn lb_through_sip_floor() {
+    let floor = match build_floor() {
+        Ok(b) => b,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED lb_through_sip_floor: {why}");
+            return;
+        }
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsip-bench"))
+        .arg("lb")
+        .arg("--router-cmd")
+        .arg(&floor)
+        .args(["--rate", "500", "--duration", "2", "--json", "--quiet", "--idle", "0.5", "--drain", "0.5"])
+        .args(["--target", "127.0.0.1:25060", "--uas-ports", "25080,25081", "--uac-port", "25100"])
+        .output()
+        .expect("run ringsip-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ringsip-bench failed ({}):\n{stderr}", out.status);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(j["ok"], true, "{j:#}");
+    let runs = j["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(r["router"], "sip-floor");
+    assert_eq!(r["router_alive"], true);
+    assert_eq!(r["attempted"], 1000, "{r:#}");
+    assert_eq!(r["succeeded"], 1000, "{r:#}");
+    assert_eq!(r["failed"], 0, "{r:#}");
+    // 6 messages per call through the router (a retransmission would add some)
+    assert!(r["msgs_routed"].as_u64().unwrap() >= 6000, "{r:#}");
+    let us = r["us_per_msg_sched"].as_f64().unwrap_or(f64::NAN); // NaN serialises as null
+    assert!(us.is_finite() && us > 0.0, "us_per_msg_sched = {us}: {r:#}");
+    let raw = r["us_per_msg_sched_raw"].as_f64().unwrap_or(f64::NAN);
+    assert!(raw.is_finite() && raw >= us, "{r:#}");
+    assert!(r["setup_latency_us"]["p50"].as_u64().is_some(), "{r:#}");
+}
