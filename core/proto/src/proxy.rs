@@ -27,32 +27,56 @@ pub const BRANCH_PREFIX: &[u8] = b"z9hG4bKrsL";
 /// Length of a branch: prefix + 16 hex digits (loop half) + 16 hex digits (transaction half).
 pub const BRANCH_LEN: usize = BRANCH_PREFIX.len() + 32;
 
-/// 64-bit FNV-1a, enough to make branches unique per transaction; not a security boundary.
+/// A 64-bit hash for branches, stickiness keys and dispatcher selection: FNV-1a's
+/// xor-multiply step applied to little-endian 8-byte words (the tail zero-padded, then a
+/// length-tagged separator), with MurmurHash3's `fmix64` finalizer so that every output bit
+/// depends on every input bit (`finish() % n` picks destinations evenly). Word-at-a-time is
+/// about 8x fewer multiplies than byte-wise FNV on Call-IDs and tags. Enough to make
+/// branches unique per transaction; not a security boundary (no key, not collision-hard).
 #[derive(Clone, Copy, Debug)]
 pub struct Fnv(u64);
+
+const PRIME: u64 = 0x0000_0100_0000_01b3;
 
 impl Fnv {
     /// A fresh hash.
     pub const fn new() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
-    /// Add bytes, then a separator so that ("ab","c") and ("a","bc") differ.
+    /// Add bytes, then a separator carrying their length, so that ("ab","c") and ("a","bc")
+    /// differ and a zero-padded tail differs from real zero bytes.
     #[inline]
     pub fn mix(mut self, bytes: &[u8]) -> Fnv {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            self.0 = (self.0 ^ u64::from_le_bytes(a)).wrapping_mul(PRIME).rotate_left(29);
         }
-        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut a = [0u8; 8];
+            a[..tail.len()].copy_from_slice(tail);
+            self.0 = (self.0 ^ u64::from_le_bytes(a)).wrapping_mul(PRIME).rotate_left(29);
+        }
+        self.0 = (self.0 ^ (0xff00 | bytes.len() as u64)).wrapping_mul(PRIME).rotate_left(29);
         self
     }
     /// Add a number.
     #[inline]
-    pub fn mix_u64(self, v: u64) -> Fnv {
-        self.mix(&v.to_le_bytes())
+    pub fn mix_u64(mut self, v: u64) -> Fnv {
+        self.0 = (self.0 ^ v).wrapping_mul(PRIME).rotate_left(29);
+        self.0 = (self.0 ^ 0xfe08).wrapping_mul(PRIME).rotate_left(29);
+        self
     }
     /// The hash value.
     pub fn finish(self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -270,6 +294,42 @@ pub fn write_reply(
 mod tests {
     use super::*;
     use std::vec::Vec;
+
+    #[test]
+    fn hash_separates_fields_and_spreads() {
+        let h = |parts: &[&[u8]]| parts.iter().fold(Fnv::new(), |h, p| h.mix(p)).finish();
+        assert_ne!(h(&[b"ab", b"c"]), h(&[b"a", b"bc"]));
+        assert_ne!(h(&[b"abc"]), h(&[b"abc\0"]), "zero padding is not data");
+        assert_ne!(h(&[b"12345678"]), h(&[b"12345678", b""]));
+        assert_eq!(h(&[b"same-call-id@host"]), h(&[b"same-call-id@host"]));
+        assert_ne!(Fnv::new().mix_u64(1).finish(), Fnv::new().mix_u64(2).finish());
+        // sequential Call-IDs (as load generators and many UACs make them) spread evenly
+        for n in [2u64, 3, 5, 8] {
+            let mut buckets = [0u32; 8];
+            let mut id = [0u8; 32];
+            for i in 0..8000u32 {
+                let len = {
+                    use core::fmt::Write;
+                    struct W<'a>(&'a mut [u8], usize);
+                    impl Write for W<'_> {
+                        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                            self.0[self.1..self.1 + s.len()].copy_from_slice(s.as_bytes());
+                            self.1 += s.len();
+                            Ok(())
+                        }
+                    }
+                    let mut w = W(&mut id, 0);
+                    write!(w, "{i}-1234@127.0.0.1").unwrap();
+                    w.1
+                };
+                buckets[(Fnv::new().mix(&id[..len]).finish() % n) as usize] += 1;
+            }
+            let expect = 8000 / n as u32;
+            for &b in &buckets[..n as usize] {
+                assert!(b.abs_diff(expect) < expect / 10, "mod {n}: {buckets:?}");
+            }
+        }
+    }
 
     const INVITE: &[u8] = b"INVITE sip:bob@192.0.2.20 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport\r\n\
