@@ -6,6 +6,9 @@
 //!   forwarding edit list, write), shared by `benches/parse.rs` and the zero-allocation
 //!   test in `tests/no_alloc.rs` so both measure exactly the same code.
 //!
+//! * [`lb`]: one shard's stateless load balancer driven with whole calls without sockets,
+//!   shared by `benches/lb.rs` (ns per routed message) and `tests/no_alloc_lb.rs`.
+//!
 //! * [`bench`]: `ringsip-bench`, the end-to-end benchmark of a running router
 //!   (`cargo run --release --bin ringsip-bench -- lb`).
 //!
@@ -13,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod lb;
 pub mod proxy;
 pub mod samples;
 

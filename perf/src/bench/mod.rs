@@ -660,7 +660,7 @@ fn print_human(
     for c in comparisons {
         println!();
         let means: Vec<String> = c.us_per_msg_sched.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
-        println!("shards {}: mean us/msg (sched): {}", c.shards, means.join(", "));
+        println!("shards {}: median us/msg (sched) over the repetitions: {}", c.shards, means.join(", "));
         for (k, v) in &c.ratios {
             println!("  {k}: {v:.2}x");
         }

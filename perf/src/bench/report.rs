@@ -273,14 +273,22 @@ pub(crate) struct RampResult {
 #[derive(Clone, Debug, Default, Serialize)]
 pub(crate) struct Comparison {
     pub shards: usize,
-    /// router -> mean schedstat µs/msg over the repetitions
+    /// router -> median schedstat µs/msg over the repetitions
     pub us_per_msg_sched: BTreeMap<String, f64>,
-    /// "a/b" -> ratio of mean µs/msg
+    /// "a/b" -> ratio of median µs/msg: `main/floor` for a floor forwarder (how far above the
+    /// floor `main` is), `other/main` for any other router (how much more it spends)
     pub ratios: BTreeMap<String, f64>,
 }
 
-/// Build the comparisons: per shard count, mean µs/msg per router and the ratios of every
-/// other router to `main`.
+/// The median of `v` (mean of the middle two for an even count); `v` is sorted in place.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Build the comparisons: per shard count, median µs/msg per router over the repetitions
+/// and the ratios between `main` and every other router.
 pub(crate) fn compare(rows: &[RunResult], main: &str) -> Vec<Comparison> {
     let mut shards: Vec<usize> = rows.iter().map(|r| r.shards).collect();
     shards.sort_unstable();
@@ -288,18 +296,21 @@ pub(crate) fn compare(rows: &[RunResult], main: &str) -> Vec<Comparison> {
     let mut out = Vec::new();
     for n in shards {
         let mut c = Comparison { shards: n, ..Default::default() };
-        let mut sums: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+        let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for r in rows.iter().filter(|r| r.shards == n && r.us_per_msg_sched.is_finite() && r.error.is_none()) {
-            let e = sums.entry(r.router.clone()).or_default();
-            e.0 += r.us_per_msg_sched;
-            e.1 += 1;
+            samples.entry(r.router.clone()).or_default().push(r.us_per_msg_sched);
         }
-        for (k, (s, k_n)) in sums {
-            c.us_per_msg_sched.insert(k, s / f64::from(k_n));
+        for (k, mut v) in samples {
+            c.us_per_msg_sched.insert(k, median(&mut v));
         }
         if let Some(&m) = c.us_per_msg_sched.get(main) {
-            for (k, v) in &c.us_per_msg_sched {
-                if k != main && m > 0.0 {
+            for (k, &v) in &c.us_per_msg_sched {
+                if k == main || m <= 0.0 || v <= 0.0 {
+                    continue;
+                }
+                if k.contains("floor") {
+                    c.ratios.insert(format!("{main}/{k}"), m / v);
+                } else {
                     c.ratios.insert(format!("{k}/{main}"), v / m);
                 }
             }
@@ -570,11 +581,19 @@ mod tests {
             us_per_msg_sched: us,
             ..Default::default()
         };
-        let rows = [row("ringsip", 3.0), row("kamailio", 7.0), row("ringsip", 5.0), row("sip-floor", 2.0)];
+        let rows = [
+            row("ringsip", 3.0),
+            row("kamailio", 7.0),
+            row("ringsip", 5.0),
+            row("sip-floor", 2.0),
+            row("ringsip", 4.0),
+            row("ringsip", 40.0), // one disturbed repetition does not move the median
+        ];
         let c = compare(&rows, "ringsip");
         assert_eq!(c.len(), 1);
-        assert!((c[0].us_per_msg_sched["ringsip"] - 4.0).abs() < 1e-12);
-        assert!((c[0].ratios["kamailio/ringsip"] - 1.75).abs() < 1e-12);
-        assert!((c[0].ratios["sip-floor/ringsip"] - 0.5).abs() < 1e-12);
+        assert!((c[0].us_per_msg_sched["ringsip"] - 4.5).abs() < 1e-12);
+        assert!((c[0].ratios["kamailio/ringsip"] - 7.0 / 4.5).abs() < 1e-12);
+        assert!((c[0].ratios["ringsip/sip-floor"] - 2.25).abs() < 1e-12);
+        assert_eq!(c[0].ratios.len(), 2);
     }
 }
