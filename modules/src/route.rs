@@ -235,11 +235,7 @@ pub fn itoa(v: i64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Text of an IP address in `buf` (no allocation).
 pub fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
-    use std::io::Write;
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cur, "{ip}");
-    let n = cur.position() as usize;
-    &buf[..n]
+    ringsip_proto::proxy::ip_text(ip, buf)
 }
 
 /// A compiled action.

@@ -521,7 +521,9 @@ impl StatelessProxy {
         let mut rport_value = [0u8; 8];
         let mut rport_len = 0;
         let mut rport_at = None;
-        if let Some((name, None)) = top.params().iter().find(|(n, _)| n.eq_ignore_ascii_case(b"rport")) {
+        if top.rport() == Some(None)
+            && let Some((name, None)) = top.params().iter().find(|(n, _)| n.eq_ignore_ascii_case(b"rport"))
+        {
             rport_at = Some(chars::offset_in(buf, name) + name.len());
             rport_value[0] = b'=';
             let mut pb = [0u8; 20];
@@ -581,7 +583,7 @@ impl StatelessProxy {
         if !Branch::is_ours(branch) {
             return self.stats.dropped(DropReason::NotOurVia);
         }
-        let next = match m.vias().nth(1) {
+        let next = match m.vias_after_top().next() {
             Some(Ok(v)) => v,
             Some(Err(_)) => {
                 self.stats.parse_errors.inc();

@@ -42,6 +42,18 @@ fn exercise(input: &[u8]) {
         let _ = m.request_uri();
         let _ = m.via().map(|v| (v.branch(), v.received(), v.rport()));
         let _ = m.vias().count();
+        // the shortcuts give exactly what the general paths give
+        let after: Vec<String> = m.vias_after_top().map(|v| format!("{v:?}")).collect();
+        let skipped: Vec<String> = m.vias().skip(1).map(|v| format!("{v:?}")).collect();
+        assert_eq!(after, skipped, "vias_after_top() != vias().skip(1)");
+        for a in [m.from(), m.to()].into_iter().flatten() {
+            assert_eq!(a.tag(), a.params().value(b"tag"), "cached tag != scanned tag");
+        }
+        if let Ok(first) = Message::parse(input) {
+            // without via() having run first
+            let after: Vec<String> = first.vias_after_top().map(|v| format!("{v:?}")).collect();
+            assert_eq!(after, skipped, "vias_after_top() on a fresh message");
+        }
         let _ = m.cseq();
         let _ = m.from().map(|f| f.tag());
         let _ = m.to().map(|t| t.display_name_unquoted().map(|d| d.count()));

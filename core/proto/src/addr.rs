@@ -13,6 +13,21 @@ pub struct NameAddr<'a> {
     uri: Uri<'a>,
     bracketed: bool,
     params: Params<'a>,
+    /// The first `tag` parameter's value, picked out while the parameters are scanned:
+    /// proxies read it several times per message (loop check, branch, stickiness).
+    tag: Option<&'a [u8]>,
+}
+
+/// A parameter callback that keeps the first `tag` (`Some(None)` when it has no value).
+fn pick_tag<'a, 't>(
+    tag: &'t mut Option<Option<&'a [u8]>>,
+) -> impl FnMut(&'a [u8], Option<&'a [u8]>, usize) -> Result<()> + 't {
+    move |name, value, _| {
+        if tag.is_none() && name.eq_ignore_ascii_case(b"tag") {
+            *tag = Some(value);
+        }
+        Ok(())
+    }
 }
 
 impl<'a> NameAddr<'a> {
@@ -84,8 +99,9 @@ impl<'a> NameAddr<'a> {
                 return Err(Error::value(ErrorKind::BadNameAddr, open + 1));
             }
             let uri = Uri::parse(inner).map_err(|e| e.shifted(open + 1))?;
-            let (params, end) = params::scan_header_params(s, close + 1, list, |_, _, _| Ok(()))?;
-            return Ok((NameAddr { display, uri, bracketed: true, params }, end));
+            let mut tag = None;
+            let (params, end) = params::scan_header_params(s, close + 1, list, pick_tag(&mut tag))?;
+            return Ok((NameAddr { display, uri, bracketed: true, params, tag: tag.flatten() }, end));
         }
         if need_brackets {
             return Err(Error::value(ErrorKind::BadNameAddr, i));
@@ -102,8 +118,9 @@ impl<'a> NameAddr<'a> {
             return Err(Error::value(ErrorKind::UnbracketedUriSpecials, i + p));
         }
         let uri = Uri::parse(raw).map_err(|e| e.shifted(i))?;
-        let (params, end) = params::scan_header_params(s, e, list, |_, _, _| Ok(()))?;
-        Ok((NameAddr { display: None, uri, bracketed: false, params }, end))
+        let mut tag = None;
+        let (params, end) = params::scan_header_params(s, e, list, pick_tag(&mut tag))?;
+        Ok((NameAddr { display: None, uri, bracketed: false, params, tag: tag.flatten() }, end))
     }
 
     /// The display name as written (quoted strings keep their quotes).
@@ -133,7 +150,7 @@ impl<'a> NameAddr<'a> {
 
     /// The `tag` parameter (RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.value(b"tag")
+        self.tag
     }
 }
 

@@ -164,7 +164,8 @@ enum Mode {
 #[derive(Default)]
 struct Cache<'a> {
     ruri: OnceCell<Result<Uri<'a>>>,
-    via: OnceCell<Result<Via<'a>>>,
+    /// The top Via and where its element ends in the first Via line's value.
+    via: OnceCell<Result<(Via<'a>, usize)>>,
     cseq: OnceCell<Result<CSeq<'a>>>,
     from: OnceCell<Result<NameAddr<'a>>>,
     to: OnceCell<Result<NameAddr<'a>>>,
@@ -610,13 +611,16 @@ impl<'a> Message<'a> {
 
     /// The topmost Via value.
     pub fn via(&self) -> Result<&Via<'a>> {
+        self.top_via().map(|(v, _)| v)
+    }
+
+    fn top_via(&self) -> Result<&(Via<'a>, usize)> {
         self.cache
             .via
             .get_or_init(|| {
                 let (v, at) = self.single(HeaderName::Via)?;
                 // parse the first element in place; it stops at the comma that ends it
-                let (via, _) = self.located(Via::parse_prefix(v), HeaderName::Via, at)?;
-                Ok(via)
+                self.located(Via::parse_prefix(v), HeaderName::Via, at)
             })
             .as_ref()
             .map_err(|e| *e)
@@ -625,6 +629,30 @@ impl<'a> Message<'a> {
     /// Every Via value, top first.
     pub fn vias(&self) -> Elements<'a, '_, Via<'a>> {
         self.elements(HeaderName::Via, Via::parse_prefix)
+    }
+
+    /// Every Via value after the top one: what `vias().skip(1)` yields, without parsing the
+    /// top Via again when [`Message::via`] has it (a proxy reads the second Via of every
+    /// response it forwards).
+    pub fn vias_after_top(&self) -> Elements<'a, '_, Via<'a>> {
+        let mut it = self.vias();
+        let (Some(first), Ok((_, end))) = (self.first_index(HeaderName::Via), self.top_via()) else {
+            it.next();
+            return it;
+        };
+        let r = self.headers[first].value_range();
+        let v = &self.buf[r.clone()];
+        if *end < v.len() {
+            if values::is_empty_element(v, end + 1) {
+                // the slow path reports the empty element exactly as `vias()` does
+                it.next();
+                return it;
+            }
+            it.rest = Some(&v[end + 1..]);
+            it.base = r.start + end + 1;
+        }
+        it.next_line = first + 1;
+        it
     }
 
     /// Call-ID value (trimmed).

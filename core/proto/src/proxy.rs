@@ -11,7 +11,6 @@
 //!   (§18.2.2, RFC 3581 §4).
 //! * [`write_reply`]: a stateless response to a request (§8.2.6).
 
-use core::fmt::Write as _;
 use core::net::{IpAddr, SocketAddr};
 
 use crate::HeaderName;
@@ -146,9 +145,10 @@ impl Branch {
 /// Does `msg` carry a Via from `me` (one of ringsip's sent-by values) whose branch has the
 /// same loop half as `branch`? Then the request has looped (RFC 3261 §16.3 step 4).
 pub fn has_looped(msg: &Message<'_>, branch: &Branch, me: impl Fn(&Via<'_>) -> bool) -> bool {
-    msg.vias()
-        .filter_map(Result::ok)
-        .any(|v| me(&v) && v.branch().is_some_and(|b| Branch::is_ours(b) && b.starts_with(branch.loop_part())))
+    let looped =
+        |v: &Via<'_>| me(v) && v.branch().is_some_and(|b| Branch::is_ours(b) && b.starts_with(branch.loop_part()));
+    // the top Via is already parsed (cached); only the ones below it are parsed here
+    msg.via().is_ok_and(looped) || msg.vias_after_top().filter_map(Result::ok).any(|v| looped(&v))
 }
 
 /// Where a response with `via` as its (new) top Via goes (RFC 3261 §18.2.2, RFC 3581 §4):
@@ -188,6 +188,102 @@ pub fn needs_received(via: &Via<'_>, src: IpAddr) -> bool {
     }
 }
 
+/// Decimal text of `v` in `buf` (no formatting machinery, no allocation).
+pub fn dec(v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = v;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Text of an IP address in `buf`, exactly as `Display` writes it (dotted quad; RFC 5952 for
+/// IPv6: lowercase, no leading zeros, the longest run of two or more zero groups as `::`,
+/// `::ffff:a.b.c.d` for IPv4-mapped), without the formatting machinery: it runs for every
+/// forwarded request that gets `received`.
+pub fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    let mut n = 0;
+    match ip {
+        IpAddr::V4(a) => n = put_v4(a.octets(), buf, 0),
+        IpAddr::V6(a) => {
+            let g = a.segments();
+            if g[..5] == [0; 5] && g[5] == 0xffff {
+                buf[..7].copy_from_slice(b"::ffff:");
+                let o = a.octets();
+                n = put_v4([o[12], o[13], o[14], o[15]], buf, 7);
+                return &buf[..n];
+            }
+            // the longest run of zero groups (first on ties), if at least two long
+            let (mut best, mut best_len, mut i) = (8, 0, 0);
+            while i < 8 {
+                if g[i] == 0 {
+                    let start = i;
+                    while i < 8 && g[i] == 0 {
+                        i += 1;
+                    }
+                    if i - start > best_len {
+                        (best, best_len) = (start, i - start);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            if best_len < 2 {
+                best = 8;
+            }
+            let mut k = 0;
+            while k < 8 {
+                if k == best {
+                    buf[n..n + 2].copy_from_slice(b"::");
+                    n += 2;
+                    k += best_len;
+                    continue;
+                }
+                if k > 0 && k != best + best_len {
+                    buf[n] = b':';
+                    n += 1;
+                }
+                let v = g[k];
+                let digits = if v >= 0x1000 {
+                    4
+                } else if v >= 0x100 {
+                    3
+                } else if v >= 0x10 {
+                    2
+                } else {
+                    1
+                };
+                for d in (0..digits).rev() {
+                    buf[n] = b"0123456789abcdef"[usize::from((v >> (4 * d)) & 0xf)];
+                    n += 1;
+                }
+                k += 1;
+            }
+        }
+    }
+    &buf[..n]
+}
+
+fn put_v4(o: [u8; 4], buf: &mut [u8; 48], mut n: usize) -> usize {
+    for (i, &b) in o.iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        let mut t = [0u8; 20];
+        let d = dec(u64::from(b), &mut t);
+        buf[n..n + d.len()].copy_from_slice(d);
+        n += d.len();
+    }
+    n
+}
+
 /// A tiny bounded writer over a byte buffer (no allocation); overflow is remembered and
 /// reported by [`write_reply`].
 struct Out<'b> {
@@ -204,13 +300,6 @@ impl Out<'_> {
         }
         self.buf[self.len..self.len + b.len()].copy_from_slice(b);
         self.len += b.len();
-    }
-}
-
-impl core::fmt::Write for Out<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.put(s.as_bytes());
-        Ok(())
     }
 }
 
@@ -231,7 +320,9 @@ pub fn write_reply(
 ) -> Option<usize> {
     let mut w = Out { buf: out, len: 0, overflow: false };
     w.put(b"SIP/2.0 ");
-    let _ = write!(w, "{code} ");
+    let mut t = [0u8; 20];
+    w.put(dec(u64::from(code), &mut t));
+    w.put(b" ");
     w.put(reason);
     w.put(b"\r\n");
     let buf = req.buffer();
@@ -252,11 +343,15 @@ pub fn write_reply(
                     if let Some((name, None)) = top.params().iter().find(|(n, _)| n.eq_ignore_ascii_case(b"rport")) {
                         let pos = chars::offset_in(value, name) + name.len();
                         w.put(&value[..pos]);
-                        let _ = write!(w, "={}", src.port());
+                        w.put(b"=");
+                        let mut t = [0u8; 20];
+                        w.put(dec(u64::from(src.port()), &mut t));
                         cursor = pos;
                     }
                     w.put(&value[cursor..end]);
-                    let _ = write!(w, ";received={}", src.ip());
+                    w.put(b";received=");
+                    let mut t = [0u8; 48];
+                    w.put(ip_text(src.ip(), &mut t));
                     w.put(&value[end..]);
                 } else {
                     w.put(value);
@@ -294,6 +389,52 @@ pub fn write_reply(
 mod tests {
     use super::*;
     use std::vec::Vec;
+
+    #[test]
+    fn ip_text_matches_display() {
+        use core::net::{Ipv4Addr, Ipv6Addr};
+        use std::string::ToString;
+        let mut cases: Vec<IpAddr> = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.3.4",
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:1",
+            "fe80::1:2:3:4",
+            "1:2:3:4:5:6:7:8",
+            "1:0:3:0:5:0:7:0",
+            "::ffff:192.0.2.33",
+            "::192.0.2.33",
+            "0:0:0:0:0:ffff:0:0",
+            "64:ff9b::c000:221",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        // every zero/non-zero pattern of the eight groups, with varying digit counts
+        for mask in 0u32..256 {
+            let mut g = [0u16; 8];
+            for (i, x) in g.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    *x = [0x1, 0x2f, 0x3a0, 0xbeef][i % 4];
+                }
+            }
+            cases.push(IpAddr::V6(Ipv6Addr::new(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7])));
+            cases.push(IpAddr::V4(Ipv4Addr::from(mask.wrapping_mul(0x9E37_79B9))));
+        }
+        for ip in cases {
+            let mut b = [0u8; 48];
+            assert_eq!(core::str::from_utf8(ip_text(ip, &mut b)).unwrap(), ip.to_string(), "{ip:?}");
+        }
+        let mut t = [0u8; 20];
+        assert_eq!(dec(0, &mut t), b"0");
+        assert_eq!(dec(u64::MAX, &mut t), b"18446744073709551615");
+    }
 
     #[test]
     fn hash_separates_fields_and_spreads() {
