@@ -216,21 +216,16 @@ impl Writer<'_> {
 
 /// Decimal text of `v` in `buf`.
 pub fn itoa(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let mut t = [0u8; 20];
+    let digits = ringsip_proto::proxy::dec(v.unsigned_abs(), &mut t);
+    // |i64| has at most 19 digits: there is always room for the sign
+    let start = buf.len() - digits.len();
+    buf[start..].copy_from_slice(digits);
     if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
+        buf[start - 1] = b'-';
+        return &buf[start - 1..];
     }
-    &buf[i..]
+    &buf[start..]
 }
 
 /// Text of an IP address in `buf` (no allocation).

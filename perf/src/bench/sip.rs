@@ -311,18 +311,8 @@ pub(crate) fn parse_digits(b: &[u8]) -> Option<u64> {
 }
 
 /// Append `n` in decimal.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(ringsip_proto::proxy::dec(n, &mut [0u8; 20]));
 }
 
 /// Append `n` as 16 lowercase hex digits.
