@@ -6,6 +6,7 @@
 //! [`sticky`] table, and the [`stateless`] proxy that plugs them into the shard runtime.
 
 pub mod dispatcher;
+pub mod mtree;
 pub mod route;
 pub mod stateless;
 pub mod stats;
