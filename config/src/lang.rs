@@ -37,6 +37,8 @@ pub(crate) enum UseKind {
     SelectAction,
     /// `forward "<target>"` (requests only).
     ForwardTarget,
+    /// `lookup <tree>`.
+    Tree(String),
 }
 
 /// A [`UseKind`] at a byte offset of the string.
@@ -72,6 +74,7 @@ pub(crate) const PV_NAMES: &[&str] = &[
     "$du",
     "$rs",
     "$rr",
+    "$mt",
     "$hdr(Name)",
 ];
 
@@ -101,6 +104,7 @@ fn pv_by_name(name: &str) -> Option<Pv> {
         "du" => Pv::DstUri,
         "rs" => Pv::Status,
         "rr" => Pv::Reason,
+        "mt" => Pv::MtValue,
         _ => return None,
     })
 }
@@ -372,8 +376,18 @@ const MANAGED: &[(&str, &[&str])] = &[
     ("Max-Forwards", &["max-forwards"]),
 ];
 
-const ACTIONS: &[&str] =
-    &["forward", "select", "reply", "drop", "return", "route", "set_header", "append_header", "remove_header"];
+const ACTIONS: &[&str] = &[
+    "forward",
+    "select",
+    "lookup",
+    "reply",
+    "drop",
+    "return",
+    "route",
+    "set_header",
+    "append_header",
+    "remove_header",
+];
 
 struct Parser<'a> {
     src: &'a str,
@@ -690,6 +704,12 @@ impl<'a> Parser<'a> {
                 _ => Ok(Action::Forward(None)),
             },
             "select" => {
+                if let Some(Token { tok: Tok::Pv(Pv::MtValue), .. }) = self.peek() {
+                    self.pos += 1;
+                    self.uses.push(Use { kind: UseKind::SelectAction, at: word_at });
+                    let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
+                    return Ok(Action::SelectLookup { otherwise });
+                }
                 let set = match self.next() {
                     Some(Token { tok: Tok::Word(w), at, .. }) => match w.parse::<u32>() {
                         Ok(n) if w.bytes().all(|b| b.is_ascii_digit()) => {
@@ -706,6 +726,39 @@ impl<'a> Parser<'a> {
                 self.uses.push(Use { kind: UseKind::SelectAction, at: word_at });
                 let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
                 Ok(Action::Select { set, otherwise })
+            }
+            "lookup" => {
+                let tree = match self.next() {
+                    Some(Token { tok: Tok::Word(w), at, .. }) if w != "else" => {
+                        self.uses.push(Use { kind: UseKind::Tree(w.clone()), at });
+                        w
+                    }
+                    Some(t) => {
+                        return err(
+                            t.at,
+                            format!("lookup needs a tree name (like lookup routes $rU), not {}", show(&t.tok)),
+                        );
+                    }
+                    None => return err(self.src.len(), "lookup needs a tree name and a key: lookup routes $rU"),
+                };
+                let key = match self.next() {
+                    Some(Token { tok: Tok::Pv(pv), .. }) => Template(vec![Piece::Pv(pv)]),
+                    Some(Token { tok: Tok::Str { body, double, .. }, .. }) => {
+                        template(self.src, body, double, self.uses)?
+                    }
+                    Some(t) => {
+                        return err(
+                            t.at,
+                            format!(
+                                "lookup needs a key, a pseudo-variable or a quoted value (like lookup {tree} $rU), not {}",
+                                show(&t.tok)
+                            ),
+                        );
+                    }
+                    None => return err(self.src.len(), format!("lookup needs a key: lookup {tree} $rU")),
+                };
+                let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
+                Ok(Action::Lookup { tree, key, otherwise })
             }
             "reply" => {
                 self.uses.push(Use { kind: UseKind::ReplyAction, at: word_at });
@@ -783,6 +836,7 @@ impl<'a> Parser<'a> {
                 let hint = match other {
                     "t_relay" | "relay" | "send" => " (ringsip's is `forward`)".to_string(),
                     "ds_select_dst" | "ds_select" | "ds_select_domain" => " (ringsip's is `select <set>`)".to_string(),
+                    "mt_match" => " (ringsip's is `lookup <tree> <key>`)".to_string(),
                     "sl_send_reply" | "send_reply" | "t_reply" => {
                         " (ringsip's is `reply <code> \"<reason>\"`)".to_string()
                     }
@@ -1049,6 +1103,29 @@ mod tests {
         assert!(cond_err("$cs > 99999999999999999999").msg.contains("too large"));
         let e = cond_err("$ru == \"open");
         assert!(e.msg.contains("no closing"), "{}", e.msg);
+    }
+
+    #[test]
+    fn lookup_and_select_from_it() {
+        let Action::Lookup { tree, key, otherwise: Some(o) } = action("lookup routes $rU else reply 404 \"No route\"")
+        else {
+            panic!()
+        };
+        assert_eq!(tree, "routes");
+        assert_eq!(key, Template(vec![Piece::Pv(Pv::RUser)]));
+        assert!(matches!(*o, Action::Reply { code: 404, .. }));
+        let Action::Lookup { key, otherwise: None, .. } = action("lookup tags \"$fU-$rU\"") else { panic!() };
+        assert_eq!(key.0.len(), 3);
+        let mut uses = Vec::new();
+        parse_action("lookup routes $rU", &mut uses).unwrap();
+        assert!(uses.contains(&Use { kind: UseKind::Tree("routes".into()), at: 7 }));
+        assert!(matches!(action("select $mt else drop"), Action::SelectLookup { otherwise: Some(_) }));
+        assert!(matches!(action("select $mt"), Action::SelectLookup { otherwise: None }));
+        assert!(action_err("lookup").msg.contains("tree name"));
+        assert!(action_err("lookup routes").msg.contains("needs a key"));
+        assert!(action_err("lookup routes 42").msg.contains("pseudo-variable or a quoted value"));
+        assert!(action_err("mt_match routes").msg.contains("lookup <tree> <key>"));
+        assert!(action_err("select $rU").msg.contains("set id"));
     }
 
     #[test]

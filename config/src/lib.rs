@@ -26,6 +26,7 @@ use std::time::Duration;
 mod dispatcher;
 mod error;
 mod lang;
+mod mtree;
 mod routes;
 mod server;
 mod values;
@@ -63,6 +64,8 @@ pub struct Config {
     pub dispatcher: Dispatcher,
     /// `[[route.*]]`: the request route, the optional reply route and named routes.
     pub routes: Routes,
+    /// `[[mtree]]`: named prefix trees, in file order.
+    pub mtrees: Vec<MtreeTable>,
     /// The file the config was read from (the `origin` given to [`parse`]).
     pub source: PathBuf,
 }
@@ -119,6 +122,56 @@ pub struct Listen {
     pub addr: SocketAddr,
     /// The entry as written (`"udp:127.0.0.1:5060"`).
     pub text: String,
+}
+
+/// `[[mtree]]`: a named prefix tree (Kamailio's mtree), read from `entries` and/or a CSV
+/// `file`. Validated: name unique, alphabet 1–32 distinct printable ASCII characters, every
+/// prefix made of the alphabet, at most 64 characters, no duplicates, values of the tree's
+/// type (set ids that exist).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MtreeTable {
+    /// The name routes use (`lookup <name> ...`).
+    pub name: String,
+    /// The characters prefixes are made of (default `0123456789`).
+    pub alphabet: String,
+    /// What the values are.
+    pub kind: MtreeKind,
+    /// The prefixes and their values, inline entries first, then the file's rows.
+    pub entries: Vec<MtreeEntry>,
+}
+
+/// The type of an mtree's values (`type = "sets" | "text" | "int"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtreeKind {
+    /// An ordered list of dispatcher set ids (LCR: the first set with an available
+    /// destination is used).
+    Sets,
+    /// Text.
+    Text,
+    /// A whole number.
+    Int,
+}
+
+/// One prefix of an mtree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MtreeEntry {
+    /// The prefix (may be empty: matches every key).
+    pub prefix: String,
+    /// Its value.
+    pub value: MtreeValue,
+    /// Where it was written, for messages: `lcr.toml:12:5` or `routes.csv row 7`.
+    pub origin: String,
+}
+
+/// An mtree value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MtreeValue {
+    /// Dispatcher set ids, in failover order.
+    Sets(Vec<u32>),
+    /// Text.
+    Text(String),
+    /// A number.
+    Int(i64),
 }
 
 /// `[dispatcher]`.
@@ -376,7 +429,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         return None;
     }
     let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
-    root.check_keys(d, &["server", "dispatcher", "route"]);
+    root.check_keys(d, &["server", "dispatcher", "mtree", "route"]);
 
     let server = match root.get("server") {
         Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
@@ -392,12 +445,24 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         None => Some(dispatcher::Parsed { ids_complete: true, ..dispatcher::Parsed::default() }),
     };
     let set_ids = dispatcher.as_ref().map(|p| routes::SetIds { ids: &p.ids, complete: p.ids_complete });
+    let mtrees = match root.get("mtree") {
+        Some(v) => mtree::parse(d, v, &base, set_ids.as_ref()),
+        None => mtree::Parsed { names_complete: true, ..mtree::Parsed::default() },
+    };
     let routes = match root.get("route") {
-        Some(v) => walk::table(d, v, "[route]").and_then(|t| routes::parse(d, &t, set_ids)),
+        Some(v) => walk::table(d, v, "[route]").and_then(|t| {
+            routes::parse(d, &t, set_ids, routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete })
+        }),
         None => {
             d.at(0, "missing [[route.request]]: a config needs at least one request rule");
             None
         }
     };
-    Some(Config { server: server?, dispatcher: dispatcher?.dispatcher, routes: routes?, source: origin.to_path_buf() })
+    Some(Config {
+        server: server?,
+        dispatcher: dispatcher?.dispatcher,
+        routes: routes?,
+        mtrees: mtrees.tables,
+        source: origin.to_path_buf(),
+    })
 }

@@ -61,6 +61,9 @@ pub enum Pv {
     Status,
     /// `$rr`: reply reason phrase (replies only).
     Reason,
+    /// `$mt`: the value the last `lookup` matched, as text (`2;1` for a sets tree); empty
+    /// before a lookup or when it matched nothing.
+    MtValue,
     /// `$hdr(Name)`: the value of the first header with that name (compact forms and
     /// case-insensitive). The string is the name as written in the config.
     Hdr(String),
@@ -95,6 +98,7 @@ impl Pv {
             Pv::DstUri => "$du",
             Pv::Status => "$rs",
             Pv::Reason => "$rr",
+            Pv::MtValue => "$mt",
             Pv::Hdr(_) => return None,
         })
     }
@@ -222,6 +226,25 @@ pub enum Action {
     Select {
         /// The dispatcher set id (validated to exist).
         set: u32,
+        /// What to do when nothing is available.
+        otherwise: Option<Box<Action>>,
+    },
+    /// `lookup <tree> <key>` / `lookup <tree> <key> else <action>`: the longest prefix of
+    /// `key` (a pseudo-variable like `$rU`, or a quoted template) in the `[[mtree]]` named
+    /// `tree`; its value becomes `$mt` (and, for a sets tree, what `select $mt` chooses
+    /// from). When nothing matches run `otherwise` (or continue with `$mt` empty).
+    Lookup {
+        /// The tree's name (validated to exist).
+        tree: String,
+        /// The key.
+        key: Template,
+        /// What to do when no prefix matches.
+        otherwise: Option<Box<Action>>,
+    },
+    /// `select $mt` / `select $mt else <action>`: pick a destination from the dispatcher sets
+    /// the last `lookup` of a sets tree matched, in their order (LCR: the first set with an
+    /// available destination); when none has one, or no lookup matched, run `otherwise`.
+    SelectLookup {
         /// What to do when nothing is available.
         otherwise: Option<Box<Action>>,
     },

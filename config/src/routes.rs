@@ -23,6 +23,13 @@ pub(crate) struct SetIds<'a> {
     pub(crate) complete: bool,
 }
 
+/// What the routes may refer to among the `[[mtree]]` tables.
+pub(crate) struct TreeNames<'a> {
+    pub(crate) names: &'a BTreeMap<String, Option<crate::MtreeKind>>,
+    /// False when some tree's name could not be read: unknown names are then not reported.
+    pub(crate) complete: bool,
+}
+
 /// A use located in the TOML file.
 struct FileUse {
     kind: UseKind,
@@ -36,7 +43,12 @@ struct Parsed {
     ok: bool,
 }
 
-pub(crate) fn parse(d: &mut Diag<'_>, t: &Table<'_, '_>, sets: Option<SetIds<'_>>) -> Option<Routes> {
+pub(crate) fn parse(
+    d: &mut Diag<'_>,
+    t: &Table<'_, '_>,
+    sets: Option<SetIds<'_>>,
+    trees: TreeNames<'_>,
+) -> Option<Routes> {
     let mut routes: BTreeMap<String, Parsed> = BTreeMap::new();
     let mut ok = true;
     for (k, v) in t.map.iter() {
@@ -78,6 +90,14 @@ pub(crate) fn parse(d: &mut Diag<'_>, t: &Table<'_, '_>, sets: Option<SetIds<'_>
                         };
                         d.at(u.pos, format!("select {id}: there is no dispatcher set with id {id} ({known})"));
                     }
+                }
+                UseKind::Tree(tree) if trees.complete && !trees.names.contains_key(tree) => {
+                    let known = if trees.names.is_empty() {
+                        "no [[mtree]] is defined".to_string()
+                    } else {
+                        format!("trees: {}", trees.names.keys().cloned().collect::<Vec<_>>().join(", "))
+                    };
+                    d.at(u.pos, format!("lookup {tree}: there is no [[mtree]] named \"{tree}\" ({known})"));
                 }
                 UseKind::Call(target) => {
                     if matches!(target.as_str(), "request" | "reply") {

@@ -79,7 +79,7 @@ fn base_is_valid() {
 fn unknown_key_top_level() {
     let text = format!("{BASE}\n[logging]\nlevel = 1\n");
     let e = expect(&text, "[logging]", "unknown key \"logging\"");
-    assert!(e.message.contains("allowed: server, dispatcher, route"), "{}", e.message);
+    assert!(e.message.contains("allowed: server, dispatcher, mtree, route"), "{}", e.message);
     assert_eq!(e.col, 2);
 }
 
@@ -320,6 +320,18 @@ fn route_referencing_unknown_set() {
     let text = BASE.replace("select 1", "select 7");
     let e = expect(&text, "select 7", "select 7: there is no dispatcher set with id 7 (sets: 1)");
     assert_eq!(e.col, col_of(&text, "7\""));
+}
+
+#[test]
+fn route_referencing_unknown_mtree() {
+    let text =
+        BASE.replace("do = [\"select 1\", \"forward\"]", "do = [\"lookup routes $rU\", \"select $mt\", \"forward\"]");
+    let e = expect(
+        &text,
+        "lookup routes",
+        "lookup routes: there is no [[mtree]] named \"routes\" (no [[mtree]] is defined)",
+    );
+    assert_eq!(e.col, col_of(&text, "routes $rU"));
 }
 
 #[test]
