@@ -266,12 +266,20 @@ impl<V> Mtree<V> {
     /// The longest prefix of `key` in the tree: (its length, its value).
     #[inline]
     pub fn longest(&self, key: &[u8]) -> Option<(usize, &V)> {
+        self.longest_index(key).map(|v| (usize::from(self.lens[v]), &self.values[v]))
+    }
+
+    /// The index (in the build input) of the longest prefix of `key` in the tree.
+    #[inline]
+    pub fn longest_index(&self, key: &[u8]) -> Option<usize> {
         let mut best = 0;
         self.walk(key, |v| best = v);
-        (best != 0).then(|| {
-            let v = best as usize - 1;
-            (usize::from(self.lens[v]), &self.values[v])
-        })
+        (best != 0).then(|| best as usize - 1)
+    }
+
+    /// The value of entry `index` of the build input.
+    pub fn value(&self, index: usize) -> Option<&V> {
+        self.values.get(index)
     }
 
     /// Every prefix of `key` in the tree, longest first.

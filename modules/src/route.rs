@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use ringsip_config::route::{self as ast, Cidr, CmpOp, Piece};
 use ringsip_proto::{HeaderName, Message, Uri};
 
+use crate::mtree::{Alphabet, BuildError, Mtree};
+
 /// A pseudo-variable, resolved.
 #[derive(Clone, Debug)]
 pub enum Pv {
@@ -58,6 +60,8 @@ pub enum Pv {
     Status,
     /// `$rr`
     Reason,
+    /// `$mt`
+    MtValue,
     /// `$hdr(Name)`: known name, or the raw name of an extension header.
     Hdr(HeaderName, Box<[u8]>),
 }
@@ -90,6 +94,7 @@ impl Pv {
             A::DstUri => Pv::DstUri,
             A::Status => Pv::Status,
             A::Reason => Pv::Reason,
+            A::MtValue => Pv::MtValue,
             A::Hdr(name) => Pv::Hdr(HeaderName::from_bytes(name.as_bytes()), name.as_bytes().into()),
         }
     }
@@ -240,6 +245,10 @@ pub enum Action {
     Forward(Option<(SocketAddr, Box<[u8]>)>),
     /// select from a dispatcher set (index), with a fallback action
     Select(usize, Option<Box<Action>>),
+    /// longest-prefix lookup of a rendered key in a tree (index), with a fallback action
+    Lookup(usize, Template, Option<Box<Action>>),
+    /// select from the sets the last lookup matched, in order, with a fallback action
+    SelectLookup(Option<Box<Action>>),
     /// stateless reply
     Reply(u16, Box<[u8]>),
     /// drop
@@ -278,27 +287,87 @@ pub struct Program {
     pub named: Vec<Vec<Rule>>,
     /// Their names.
     pub names: Vec<String>,
+    /// The `[[mtree]]` tables, built, in config order.
+    pub trees: Vec<Mtree<MtValue>>,
+    /// Their names.
+    pub tree_names: Vec<String>,
+}
+
+/// An mtree value at run time: its text (what `$mt` reads) and, for a sets tree, the
+/// dispatcher set indices in failover order.
+#[derive(Clone, Debug)]
+pub struct MtValue {
+    /// The value as text (`2;1`, `gw-east`, `42`).
+    pub text: Box<[u8]>,
+    /// Dispatcher set indices (sets trees only).
+    pub sets: Box<[usize]>,
+}
+
+/// Build the config's trees; an error names the tree and the entry's origin.
+fn build_trees(
+    tables: &[ringsip_config::MtreeTable],
+    set_index: &dyn Fn(u32) -> Option<usize>,
+) -> Result<Vec<Mtree<MtValue>>, String> {
+    use ringsip_config::MtreeValue as V;
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        let alphabet = Alphabet::new(t.alphabet.as_bytes()).map_err(|e| format!("mtree {}: {e}", t.name))?;
+        let mut entries = Vec::with_capacity(t.entries.len());
+        for e in &t.entries {
+            let value = match &e.value {
+                V::Sets(ids) => MtValue {
+                    text: ids.iter().map(u32::to_string).collect::<Vec<_>>().join(";").into_bytes().into(),
+                    sets: ids
+                        .iter()
+                        .map(|id| {
+                            set_index(*id).ok_or_else(|| format!("{}: dispatcher set {id} does not exist", e.origin))
+                        })
+                        .collect::<Result<_, _>>()?,
+                },
+                V::Text(s) => MtValue { text: s.as_bytes().into(), sets: Box::new([]) },
+                V::Int(i) => MtValue { text: i.to_string().into_bytes().into(), sets: Box::new([]) },
+            };
+            entries.push((e.prefix.as_bytes(), value));
+        }
+        let tree = Mtree::build(alphabet, entries).map_err(|err| match err {
+            BuildError::BadChar { entry, .. } | BuildError::TooLong { entry, .. } => {
+                format!("{}: mtree {}: {err}", t.entries[entry].origin, t.name)
+            }
+            BuildError::Duplicate { first, second } => format!(
+                "{}: mtree {}: prefix \"{}\" repeats {}",
+                t.entries[second].origin, t.name, t.entries[second].prefix, t.entries[first].origin
+            ),
+            other => format!("mtree {}: {other}", t.name),
+        })?;
+        out.push(tree);
+    }
+    Ok(out)
 }
 
 impl Program {
     /// Compile validated routes; `set_index` maps a dispatcher set id to its index.
     pub fn compile(
         routes: &ringsip_config::Routes,
+        mtrees: &[ringsip_config::MtreeTable],
         set_index: impl Fn(u32) -> Option<usize>,
     ) -> Result<Program, String> {
         let names: Vec<String> = routes.named.keys().cloned().collect();
-        let c = Compiler { names: &names, set_index: &set_index };
+        let tree_names: Vec<String> = mtrees.iter().map(|t| t.name.clone()).collect();
+        let c = Compiler { names: &names, tree_names: &tree_names, set_index: &set_index };
         Ok(Program {
             request: c.route(&routes.request)?,
             reply: routes.reply.as_ref().map(|r| c.route(r)).transpose()?,
             named: routes.named.values().map(|r| c.route(r)).collect::<Result<_, _>>()?,
             names,
+            trees: build_trees(mtrees, &set_index)?,
+            tree_names,
         })
     }
 }
 
 struct Compiler<'c> {
     names: &'c [String],
+    tree_names: &'c [String],
     set_index: &'c dyn Fn(u32) -> Option<usize>,
 }
 
@@ -353,6 +422,14 @@ impl Compiler<'_> {
                 (self.set_index)(*set).ok_or_else(|| format!("dispatcher set {set} does not exist"))?,
                 otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?,
             ),
+            A::Lookup { tree, key, otherwise } => Action::Lookup(
+                self.tree_names.iter().position(|n| n == tree).ok_or_else(|| format!("mtree {tree} does not exist"))?,
+                Template::compile(key),
+                otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?,
+            ),
+            A::SelectLookup { otherwise } => {
+                Action::SelectLookup(otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?)
+            }
             A::Reply { code, reason } => Action::Reply(*code, reason.as_bytes().into()),
             A::Drop => Action::Drop,
             A::Return => Action::Return,
@@ -437,6 +514,10 @@ pub struct Ctx<'m, 'a> {
     pub du: Option<&'m [u8]>,
     /// Ringsip's addresses.
     pub myself: &'m Myself,
+    /// The program's prefix trees (for `$mt`).
+    pub trees: &'m [Mtree<MtValue>],
+    /// What the last `lookup` matched: (tree, entry).
+    pub mt: Option<(usize, usize)>,
 }
 
 impl<'m> Ctx<'m, '_> {
@@ -478,6 +559,7 @@ impl<'m> Ctx<'m, '_> {
                 ringsip_proto::StartLine::Response { reason, .. } => Val::Bytes(reason),
                 _ => Val::None,
             },
+            Pv::MtValue => b(self.mt.and_then(|(t, v)| self.trees.get(t)?.value(v)).map(|v| &*v.text)),
             Pv::Hdr(HeaderName::Other, raw) => {
                 b(m.headers().find(|h| h.raw_name.eq_ignore_ascii_case(raw)).map(|h| h.value))
             }

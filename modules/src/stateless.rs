@@ -56,7 +56,7 @@ impl Shared {
     /// Build from a validated config.
     pub fn new(cfg: &Config) -> Result<Shared, String> {
         let dispatcher = Arc::new(Dispatcher::new(&cfg.dispatcher));
-        let program = Program::compile(&cfg.routes, |id| dispatcher.set_index(id))?;
+        let program = Program::compile(&cfg.routes, &cfg.mtrees, |id| dispatcher.set_index(id))?;
         let hash_pv = cfg.dispatcher.sets.iter().map(|s| s.hash_pv.as_ref().map(crate::route::compile_pv)).collect();
         Ok(Shared {
             dispatcher,
@@ -253,6 +253,31 @@ impl<'p> Env<'p, '_> {
                     None => Flow::Next,
                 },
             },
+            Action::Lookup(tree, key, otherwise) => {
+                let found = match key.render(ctx, &mut scratch[*used..]) {
+                    Some(n) => shared.program.trees[*tree].longest_index(&scratch[*used..*used + n]),
+                    None => None,
+                };
+                ctx.mt = found.map(|v| (*tree, v));
+                match (found, otherwise) {
+                    (None, Some(o)) => self.act(o, ctx, run, scratch, used, depth),
+                    _ => Flow::Next,
+                }
+            }
+            Action::SelectLookup(otherwise) => {
+                let sets = ctx.mt.and_then(|(t, v)| shared.program.trees[t].value(v)).map_or(&[][..], |v| &v.sets[..]);
+                for &set in sets {
+                    if let Some(dest) = self.select(set, ctx) {
+                        run.selected = Some((set, dest));
+                        ctx.du = None;
+                        return Flow::Next;
+                    }
+                }
+                match otherwise {
+                    Some(o) => self.act(o, ctx, run, scratch, used, depth),
+                    None => Flow::Next,
+                }
+            }
             Action::SetHeader(_, _, t) | Action::AppendHeader(_, t) => {
                 let Some(n) = t.render(ctx, &mut scratch[*used..]) else {
                     run.outcome = Outcome::Drop;
@@ -434,7 +459,8 @@ impl StatelessProxy {
         let mut scratch = [0u8; 2048];
         let mut used = 0;
         let mut run = RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new() };
-        let mut ctx = Ctx { msg: m, src: d.src, local: d.local, du: None, myself: &self.myself };
+        let mut ctx =
+            Ctx { msg: m, src: d.src, local: d.local, du: None, myself: &self.myself, trees: &program.trees, mt: None };
         let mut env = Env { shared, stats: &self.stats, sel: &mut self.sel, now: d.now };
         let _ = env.run(&program.request, &mut ctx, &mut run, &mut scratch, &mut used, 0);
 
@@ -601,7 +627,15 @@ impl StatelessProxy {
         let mut used = 0;
         let mut run = RouteRun { outcome: Outcome::Forward(None), selected: None, ops: arrayvec::ArrayVec::new() };
         if let Some(rules) = &program.reply {
-            let mut ctx = Ctx { msg: m, src: d.src, local: d.local, du: None, myself: &self.myself };
+            let mut ctx = Ctx {
+                msg: m,
+                src: d.src,
+                local: d.local,
+                du: None,
+                myself: &self.myself,
+                trees: &program.trees,
+                mt: None,
+            };
             run.outcome = Outcome::End;
             let mut env = Env { shared, stats: &self.stats, sel: &mut self.sel, now: d.now };
             let _ = env.run(rules, &mut ctx, &mut run, &mut scratch, &mut used, 0);

@@ -288,10 +288,26 @@ pub fn run_uac(
     dir: &Path,
     timeout: Duration,
 ) -> CallResult {
+    run_uac_calling(sipp, target, local_port, calls, rate, dir, timeout, "service")
+}
+
+/// [`run_uac`] calling `number` (sipp `-s`: the Request-URI and To user).
+#[allow(clippy::too_many_arguments)]
+pub fn run_uac_calling(
+    sipp: &Path,
+    target: SocketAddr,
+    local_port: u16,
+    calls: u64,
+    rate: u64,
+    dir: &Path,
+    timeout: Duration,
+    number: &str,
+) -> CallResult {
     let scen = crate::shared_dir().join("bench/sipp/uac.xml");
     let mut child = Command::new(sipp)
         .arg("-sf")
         .arg(scen)
+        .args(["-s", number])
         .args(["-i", "127.0.0.1", "-p", &local_port.to_string(), "-t", "u1", "-nostdin"])
         .args(["-m", &calls.to_string(), "-r", &rate.to_string(), "-l", &(rate * 10).max(100).to_string()])
         .args([

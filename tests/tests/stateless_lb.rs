@@ -246,6 +246,42 @@ fn the_example_config_works_as_documented() {
 }
 
 #[test]
+fn the_lcr_example_routes_by_prefix() {
+    let Some(sipp) = e2e::sipp() else { return };
+    let _x = e2e::exclusive();
+    let example = e2e::workspace().join("config/examples/lcr.toml");
+    let dir = TempDir::new("lcr");
+    let _u0 = Sipp::uas(&sipp, 5080, &dir.0);
+    let _u1 = Sipp::uas(&sipp, 5081, &dir.0);
+    let d = Daemon::start(&example, &[], Some("127.0.0.1:9090".parse().unwrap()));
+    let target: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let sel = |set: u32, port: u16| {
+        d.metrics()
+            .get(&format!("ringsip_dispatcher_selected_total{{set=\"{set}\",destination=\"sip:127.0.0.1:{port}\"}}"))
+    };
+    let up = |set: u32, port: u16| {
+        d.metrics()
+            .get(&format!("ringsip_dispatcher_destination_up{{set=\"{set}\",destination=\"sip:127.0.0.1:{port}\"}}"))
+    };
+    assert!(e2e::wait_for(Duration::from_secs(10), || up(1, 5080) == 1.0 && up(2, 5081) == 1.0));
+    let call = |n: u64, number: &str| {
+        e2e::run_uac_calling(&sipp, target, e2e::free_udp_port(), n, 100, &dir.0, Duration::from_secs(30), number)
+    };
+    // +4930... -> sets "2;1": carrier-b (5081)
+    let r = call(50, "+4930123456");
+    assert_eq!((r.successful, r.failed), (50, 0), "{}", d.log_text());
+    assert_eq!((sel(2, 5081), sel(1, 5080)), (50.0, 0.0));
+    // +4989... -> the +49 entry, sets "1;2": carrier-a (5080)
+    let r = call(50, "+4989123456");
+    assert_eq!((r.successful, r.failed), (50, 0));
+    assert_eq!((sel(2, 5081), sel(1, 5080)), (50.0, 50.0));
+    // nothing matches +33...: every INVITE is answered 404, the calls fail
+    let r = call(10, "+33123456789");
+    assert_eq!((r.successful, r.failed), (0, 10));
+    assert_eq!(d.metrics().get("ringsip_replies_sent_total{code=\"404\"}"), 10.0);
+}
+
+#[test]
 fn check_and_topology_commands() {
     let bin = e2e::ringsip_bin();
     let ok = std::process::Command::new(&bin)

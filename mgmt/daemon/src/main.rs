@@ -118,10 +118,15 @@ fn check(file: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = ringsip_modules::stateless::Shared::new(&cfg) {
-        eprintln!("{}: {e}", file.display());
-        return ExitCode::from(1);
-    }
+    let started = std::time::Instant::now();
+    let shared = match ringsip_modules::stateless::Shared::new(&cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    let built = started.elapsed();
     println!("{}: valid", file.display());
     for l in &cfg.server.listen {
         println!("  listen {}", l.text);
@@ -137,6 +142,25 @@ fn check(file: &std::path::Path) -> ExitCode {
             s.probe.mode,
             s.probe.interval
         );
+    }
+    for (t, tree) in cfg.mtrees.iter().zip(&shared.program.trees) {
+        println!(
+            "  mtree {} ({}, alphabet {}): {} prefix{}, {} nodes, {} KiB",
+            t.name,
+            match t.kind {
+                ringsip_config::MtreeKind::Sets => "sets",
+                ringsip_config::MtreeKind::Text => "text",
+                ringsip_config::MtreeKind::Int => "int",
+            },
+            t.alphabet,
+            tree.len(),
+            if tree.len() == 1 { "" } else { "es" },
+            tree.nodes(),
+            tree.memory_bytes().div_ceil(1024)
+        );
+    }
+    if !cfg.mtrees.is_empty() {
+        println!("  tables built in {:.2} ms", built.as_secs_f64() * 1e3);
     }
     println!(
         "  routes: request {} rule{}, reply {}, named {}",

@@ -7,7 +7,7 @@ fn cond(expr: &str) -> Expr {
         "[server]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:[::1]:5070\"]\n[[route.request]]\nif = '''{expr}'''\ndo = \"forward\"\n"
     );
     let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{expr}: {e}"));
-    let p = Program::compile(&cfg.routes, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, |_| None).unwrap();
     p.request[0].cond.clone().unwrap()
 }
 
@@ -32,8 +32,15 @@ fn myself() -> Myself {
 fn eval(expr: &str, raw: &[u8], src: &str) -> bool {
     let m = Message::parse(raw).unwrap();
     let me = myself();
-    let ctx =
-        Ctx { msg: &m, src: src.parse().unwrap(), local: "127.0.0.1:5060".parse().unwrap(), du: None, myself: &me };
+    let ctx = Ctx {
+        msg: &m,
+        src: src.parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        du: None,
+        myself: &me,
+        trees: &[],
+        mt: None,
+    };
     let e = cond(expr);
     ctx.eval(&e)
 }
@@ -111,7 +118,7 @@ fn replies_and_templates() {
     let ok = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKrsLx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 INVITE\r\n\r\n";
     let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[route.request]]\ndo = \"forward\"\n[[route.reply]]\nif = '$rs >= 400 and $rr == \"Busy Here\" and $rm == INVITE'\ndo = 'append_header X-Seen \"from $si:$sp code $rs ($rr) \\$1\"'\n";
     let cfg = ringsip_config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let p = Program::compile(&cfg.routes, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, |_| None).unwrap();
     let rule = &p.reply.as_ref().unwrap()[0];
     let m = Message::parse(ok).unwrap();
     let me = myself();
@@ -121,6 +128,8 @@ fn replies_and_templates() {
         local: "127.0.0.1:5060".parse().unwrap(),
         du: None,
         myself: &me,
+        trees: &[],
+        mt: None,
     };
     assert!(ctx.eval(rule.cond.as_ref().unwrap()));
     let Action::AppendHeader(name, t) = &rule.actions[0] else { panic!() };

@@ -45,7 +45,11 @@ const UAC: &str = "203.0.113.45:5060";
 
 impl H {
     fn new(cfg: &str) -> H {
-        let cfg = ringsip_config::parse(cfg, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        H::with_path(cfg, Path::new("t.toml"))
+    }
+
+    fn with_path(cfg: &str, path: &Path) -> H {
+        let cfg = ringsip_config::parse(cfg, path).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(&cfg).unwrap());
         let f = Factory { shared: shared.clone(), registry: Arc::new(Mutex::new(Vec::new())) };
         let info = ShardInfo {
@@ -366,4 +370,65 @@ fn every_broken_request_with_a_usable_via_is_answered() {
         assert_eq!(out[0].0, "127.0.0.1:40000".parse().unwrap(), "{name}");
         assert_eq!(Message::parse(&out[0].1).unwrap().status(), Some(400), "{name}");
     }
+}
+
+/// The LCR example: `lookup routes $rU` then `select $mt`.
+fn lcr() -> H {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/lcr.toml"));
+    let text = std::fs::read_to_string(path).unwrap();
+    H::with_path(&text, path)
+}
+
+fn call_to(user: &str, call: &str) -> Vec<u8> {
+    String::from_utf8(invite(call, ""))
+        .unwrap()
+        .replace("INVITE sip:service@", &format!("INVITE sip:{user}@"))
+        .into_bytes()
+}
+
+#[test]
+fn lcr_routes_by_the_longest_prefix_with_set_failover() {
+    let mut h = lcr();
+    let gw_a: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let gw_b: SocketAddr = "127.0.0.1:5081".parse().unwrap();
+    // +4930 -> sets 2;1, +49 -> 1;2, +1 -> 2 (inline), +44 -> 1
+    assert_eq!(one(h.feed(&call_to("+4930123456", "l1"), UAC)).0, gw_b);
+    assert_eq!(one(h.feed(&call_to("+4989123456", "l2"), UAC)).0, gw_a);
+    assert_eq!(one(h.feed(&call_to("+12125550100", "l3"), UAC)).0, gw_b);
+    assert_eq!(one(h.feed(&call_to("+442071234567", "l4"), UAC)).0, gw_a);
+    // no prefix matches: 404 from the route's else
+    let (to, r) = one(h.feed(&call_to("+33123456789", "l5"), UAC));
+    assert_eq!(to, UAC.parse().unwrap());
+    assert_eq!(Message::parse(&r).unwrap().status(), Some(404));
+    // set 2's gateway down: +4930 fails over to set 1
+    let set2 = h.shared.dispatcher.set_index(2).unwrap();
+    h.shared.dispatcher.sets[set2].dests[0].set_disabled(true);
+    assert_eq!(one(h.feed(&call_to("+4930999", "l6"), UAC)).0, gw_a);
+    // +1 lists only set 2: nothing available, 503
+    let (_, r) = one(h.feed(&call_to("+13105550100", "l7"), UAC));
+    let m = Message::parse(&r).unwrap();
+    assert_eq!(m.status(), Some(503));
+    assert!(String::from_utf8_lossy(&r).contains("No available gateways"));
+    // the rest of the number after a character outside the alphabet does not count
+    h.shared.dispatcher.sets[set2].dests[0].set_disabled(false);
+    assert_eq!(one(h.feed(&call_to("+4930123;npdi", "l8"), UAC)).0, gw_b);
+}
+
+#[test]
+fn mt_reads_the_matched_value() {
+    let cfg = format!(
+        "{LB}\n[[mtree]]\nname = \"tags\"\ntype = \"text\"\nentries = [{{ prefix = \"555\", value = \"premium\" }}, {{ prefix = \"5\", value = \"five\" }}]\n"
+    )
+    .replace(
+        "[[route.request]]\nname = \"tag\"\nif = '$rU == \"tagme\"'",
+        "[[route.request]]\nname = \"tag\"\ndo = ['lookup tags $rU', 'set_header X-Class \"$mt\"']\n\n[[route.request]]\nname = \"tag2\"\nif = '$rU == \"tagme\"'",
+    );
+    let mut h = H::new(&cfg);
+    let fwd = one(h.feed(&call_to("5551234", "m1"), UAC)).1;
+    assert!(String::from_utf8_lossy(&fwd).contains("X-Class: premium\r\n"), "{}", String::from_utf8_lossy(&fwd));
+    let fwd = one(h.feed(&call_to("5000", "m2"), UAC)).1;
+    assert!(String::from_utf8_lossy(&fwd).contains("X-Class: five\r\n"));
+    // no match: $mt is empty
+    let fwd = one(h.feed(&call_to("4000", "m3"), UAC)).1;
+    assert!(String::from_utf8_lossy(&fwd).contains("X-Class: \r\n"), "{}", String::from_utf8_lossy(&fwd));
 }
