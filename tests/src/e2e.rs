@@ -101,16 +101,19 @@ pub struct Daemon {
     child: Child,
     /// Its metrics endpoint, if configured.
     pub metrics: Option<SocketAddr>,
-    /// Its log file.
+    /// Its log file (in a scratch dir: never beside the config, which may be in the source tree).
     pub log: PathBuf,
     _dir: Option<TempDir>,
+    _log_dir: TempDir,
 }
 
 impl Daemon {
     /// Start `ringsip --config <file> <args>`; wait until its metrics endpoint answers (when
     /// `metrics` is given) or a short moment.
     pub fn start(config: &Path, args: &[&str], metrics: Option<SocketAddr>) -> Daemon {
-        let log = config.with_extension("log");
+        let log_dir = TempDir::new("log");
+        let name = config.file_stem().map_or_else(|| "ringsip".into(), |s| s.to_string_lossy().into_owned());
+        let log = log_dir.0.join(format!("{name}.log"));
         let logf = std::fs::File::create(&log).unwrap();
         let child = Command::new(ringsip_bin())
             .arg("--config")
@@ -122,7 +125,7 @@ impl Daemon {
             .stderr(logf)
             .spawn()
             .expect("start ringsip");
-        let mut d = Daemon { child, metrics, log, _dir: None };
+        let mut d = Daemon { child, metrics, log, _dir: None, _log_dir: log_dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = d.child.try_wait() {
