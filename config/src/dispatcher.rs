@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
+use crate::csvfile::{csv_msg, real_line};
 use crate::error::{ConfigError, Diag};
 use crate::values::{self, closest, show_duration};
 use crate::walk::{self, Table, Val};
@@ -389,25 +390,26 @@ fn csv_destinations(
         message,
         row,
     };
-    let mut rdr =
-        match csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).flexible(true).from_path(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                let why = match e.kind() {
-                    csv::ErrorKind::Io(io) => io.to_string(),
-                    _ => e.to_string(),
-                };
-                d.span(&span, format!("cannot read destinations_csv \"{rel}\" (looked for {}): {why}", path.display()));
-                return false;
-            }
-        };
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            d.push(file_err(1, None, format!("cannot read the header row: {}", csv_msg(&e))));
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(why) => {
+            d.span(&span, format!("cannot read destinations_csv \"{rel}\" (looked for {}): {why}", path.display()));
             return false;
         }
     };
+    // the reader's positions are where it started reading, before skipped comment lines
+    let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| real_line(&bytes, p));
+    let mut rdr =
+        csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).flexible(true).from_reader(&bytes[..]);
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            let line = line_of(e.position()).max(1);
+            d.push(file_err(line, None, format!("cannot read the header row: {}", csv_msg(&e))));
+            return false;
+        }
+    };
+    let header_line = line_of(headers.position()).max(1);
     let mut header_ok = true;
     let mut columns = BTreeSet::new();
     for h in headers.iter() {
@@ -417,16 +419,16 @@ fn csv_destinations(
                 Some(c) => format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})"),
                 None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
             };
-            d.push(file_err(1, None, msg));
+            d.push(file_err(header_line, None, msg));
             header_ok = false;
         } else if !columns.insert(h.to_string()) {
-            d.push(file_err(1, None, format!("column \"{h}\" appears twice in the header row")));
+            d.push(file_err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
             header_ok = false;
         }
     }
     if header_ok && !columns.contains("uri") {
         d.push(file_err(
-            1,
+            header_line,
             None,
             format!("the header row needs a `uri` column (columns: {}); found \"{}\"", DEST_KEYS.join(", "), {
                 headers.iter().collect::<Vec<_>>().join(",")
@@ -442,12 +444,11 @@ fn csv_destinations(
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                d.push(file_err(line, Some(row), csv_msg(&e)));
+                d.push(file_err(line_of(e.position()), Some(row), csv_msg(&e)));
                 continue;
             }
         };
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = line_of(rec.position());
         if rec.len() > headers.len() {
             let msg = format!("this row has {} fields but the header row names only {}", rec.len(), headers.len());
             d.push(file_err(line, Some(row), msg));
@@ -487,18 +488,6 @@ fn csv_destinations(
         }
     }
     true
-}
-
-/// A csv error as one plain line.
-fn csv_msg(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("this row has {len} fields but the header row names {expected_len}")
-        }
-        csv::ErrorKind::Utf8 { .. } => "this row is not valid UTF-8".to_string(),
-        csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
-        _ => e.to_string(),
-    }
 }
 
 /// Probe settings as given at one level (dispatcher default or set), each optional.

@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod csvfile;
 mod dispatcher;
 mod error;
 mod lang;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use toml::de::DeValue;
 
+use crate::csvfile::{csv_msg, real_line};
 use crate::error::{ConfigError, Diag};
 use crate::routes::SetIds;
 use crate::values::closest;
@@ -411,36 +412,6 @@ fn csv_value(s: &str, kind: MtreeKind, sets: Option<&SetIds<'_>>) -> Result<Mtre
             Err(_) => Err(format!("the value \"{s}\" is not a whole number")),
         },
     }
-}
-
-/// A csv error as one plain line.
-fn csv_msg(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => "this row is not valid UTF-8".to_string(),
-        csv::ErrorKind::Io(io) => io.to_string(),
-        _ => e.to_string(),
-    }
-}
-
-/// The file line a record starts on. The csv reader's position is where it started reading
-/// the record, before the comment and empty lines it skipped: skip them here too.
-fn real_line(bytes: &[u8], p: &csv::Position) -> usize {
-    let (mut at, mut line) = (p.byte() as usize, p.line() as usize);
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        let skip = if rest[0] == b'#' {
-            rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1)
-        } else if rest.starts_with(b"\r\n") {
-            2
-        } else if rest[0] == b'\n' || rest[0] == b'\r' {
-            1
-        } else {
-            break;
-        };
-        at += skip;
-        line += 1;
-    }
-    line
 }
 
 /// Read a CSV file of `prefix,value` rows. Returns false when the file could not be used at all.

@@ -623,6 +623,22 @@ fn csv_bad_rows() {
 }
 
 #[test]
+fn csv_lines_count_comments_and_blank_lines() {
+    let dir = csv_dir("comments");
+    std::fs::write(
+        dir.join("gw.csv"),
+        "# gateways of carrier A\n\nuri,weight\n# east\nsip:10.0.0.1,1\n\n# west\nsip:10.0.0.2,heavy\n",
+    )
+    .unwrap();
+    let errs = errors_in(&with_set(CSV_SET), &dir.join("ringsip.toml"));
+    assert_eq!(errs.len(), 1, "{}", Errors(errs.clone()));
+    assert_eq!((errs[0].line, errs[0].row), (8, Some(2)), "the file's own line: {}", errs[0]);
+    std::fs::write(dir.join("gw.csv"), "# header below\nurl\nsip:10.0.0.1\n").unwrap();
+    let errs = errors_in(&with_set(CSV_SET), &dir.join("ringsip.toml"));
+    assert_eq!((errs[0].line, errs[0].row), (2, None), "{}", errs[0]);
+}
+
+#[test]
 fn csv_bad_header() {
     let dir = csv_dir("header");
     std::fs::write(dir.join("gw.csv"), "url,wieght\nsip:10.0.0.1,1\n").unwrap();
