@@ -165,7 +165,7 @@ pub struct MtreeEntry {
 }
 
 /// An mtree value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MtreeValue {
     /// Dispatcher set ids, in failover order.
     Sets(Vec<u32>),

@@ -288,7 +288,7 @@ pub struct Program {
     /// Their names.
     pub names: Vec<String>,
     /// The `[[mtree]]` tables, built, in config order.
-    pub trees: Vec<Mtree<MtValue>>,
+    pub trees: Vec<Table>,
     /// Their names.
     pub tree_names: Vec<String>,
 }
@@ -303,17 +303,76 @@ pub struct MtValue {
     pub sets: Box<[usize]>,
 }
 
+/// A built `[[mtree]]`: the tree maps prefixes to indices of distinct values (an LCR table
+/// of a million prefixes has a few dozen distinct set lists: each is stored once).
+#[derive(Clone, Debug)]
+pub struct Table {
+    tree: Mtree<u32>,
+    values: Vec<MtValue>,
+}
+
+impl Table {
+    /// The entry index of the longest prefix of `key`.
+    #[inline]
+    pub fn longest_index(&self, key: &[u8]) -> Option<usize> {
+        self.tree.longest_index(key)
+    }
+
+    /// The value of entry `index`.
+    #[inline]
+    pub fn value(&self, index: usize) -> Option<&MtValue> {
+        self.tree.value(index).and_then(|&v| self.values.get(v as usize))
+    }
+
+    /// Number of prefixes.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// No prefixes.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Nodes of the tree.
+    pub fn nodes(&self) -> usize {
+        self.tree.nodes()
+    }
+
+    /// Distinct values.
+    pub fn distinct_values(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Bytes of the tree and its values.
+    pub fn memory_bytes(&self) -> usize {
+        self.tree.memory_bytes()
+            + self
+                .values
+                .iter()
+                .map(|v| std::mem::size_of::<MtValue>() + v.text.len() + v.sets.len() * std::mem::size_of::<usize>())
+                .sum::<usize>()
+    }
+}
+
 /// Build the config's trees; an error names the tree and the entry's origin.
 fn build_trees(
     tables: &[ringsip_config::MtreeTable],
     set_index: &dyn Fn(u32) -> Option<usize>,
-) -> Result<Vec<Mtree<MtValue>>, String> {
+) -> Result<Vec<Table>, String> {
     use ringsip_config::MtreeValue as V;
+    use std::collections::HashMap;
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
         let alphabet = Alphabet::new(t.alphabet.as_bytes()).map_err(|e| format!("mtree {}: {e}", t.name))?;
         let mut entries = Vec::with_capacity(t.entries.len());
+        let mut values: Vec<MtValue> = Vec::new();
+        let mut seen: HashMap<&V, u32> = HashMap::new();
         for e in &t.entries {
+            if let Some(&i) = seen.get(&e.value) {
+                entries.push((e.prefix.as_bytes(), i));
+                continue;
+            }
             let value = match &e.value {
                 V::Sets(ids) => MtValue {
                     text: ids.iter().map(u32::to_string).collect::<Vec<_>>().join(";").into_bytes().into(),
@@ -327,7 +386,10 @@ fn build_trees(
                 V::Text(s) => MtValue { text: s.as_bytes().into(), sets: Box::new([]) },
                 V::Int(i) => MtValue { text: i.to_string().into_bytes().into(), sets: Box::new([]) },
             };
-            entries.push((e.prefix.as_bytes(), value));
+            let i = u32::try_from(values.len()).map_err(|_| format!("mtree {}: too many distinct values", t.name))?;
+            values.push(value);
+            seen.insert(&e.value, i);
+            entries.push((e.prefix.as_bytes(), i));
         }
         let tree = Mtree::build(alphabet, entries).map_err(|err| match err {
             BuildError::BadChar { entry, .. } | BuildError::TooLong { entry, .. } => {
@@ -339,7 +401,7 @@ fn build_trees(
             ),
             other => format!("mtree {}: {other}", t.name),
         })?;
-        out.push(tree);
+        out.push(Table { tree, values });
     }
     Ok(out)
 }
@@ -515,7 +577,7 @@ pub struct Ctx<'m, 'a> {
     /// Ringsip's addresses.
     pub myself: &'m Myself,
     /// The program's prefix trees (for `$mt`).
-    pub trees: &'m [Mtree<MtValue>],
+    pub trees: &'m [Table],
     /// What the last `lookup` matched: (tree, entry).
     pub mt: Option<(usize, usize)>,
 }

@@ -145,7 +145,7 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
     for (t, tree) in cfg.mtrees.iter().zip(&shared.program.trees) {
         println!(
-            "  mtree {} ({}, alphabet {}): {} prefix{}, {} nodes, {} KiB",
+            "  mtree {} ({}, alphabet {}): {} prefix{}, {} distinct value{}, {} nodes, {} KiB",
             t.name,
             match t.kind {
                 ringsip_config::MtreeKind::Sets => "sets",
@@ -155,6 +155,8 @@ fn check(file: &std::path::Path) -> ExitCode {
             t.alphabet,
             tree.len(),
             if tree.len() == 1 { "" } else { "es" },
+            tree.distinct_values(),
+            if tree.distinct_values() == 1 { "" } else { "s" },
             tree.nodes(),
             tree.memory_bytes().div_ceil(1024)
         );

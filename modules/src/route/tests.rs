@@ -151,3 +151,31 @@ fn numbers_and_cidrs_helpers() {
     assert!(in_net("1.2.3.4".parse().unwrap(), &Cidr { addr: "0.0.0.0".parse().unwrap(), len: 0 }));
     assert!(!in_net("::1".parse().unwrap(), &net));
 }
+
+#[test]
+fn tree_values_are_stored_once() {
+    let mut text = String::from(
+        "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+[[dispatcher.set]]\nid = 1\nalgorithm = \"round-robin\"\ndestinations = [\"sip:127.0.0.1:5080\"]\n\
+[[dispatcher.set]]\nid = 2\nalgorithm = \"round-robin\"\ndestinations = [\"sip:127.0.0.1:5081\"]\n\
+[[route.request]]\ndo = ['lookup routes $rU else drop', 'select $mt', 'forward']\n\
+[[mtree]]\nname = \"routes\"\ntype = \"sets\"\nentries = [\n",
+    );
+    let lists = ["1", "2;1", "1;2"];
+    for i in 0..1000 {
+        text.push_str(&format!("{{ prefix = \"{}\", value = \"{}\" }},\n", 100_000 + i, lists[i % 3]));
+    }
+    text.push_str("]\n");
+    let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, |id| Some(id as usize - 1)).unwrap();
+    let t = &p.trees[0];
+    assert_eq!((t.len(), t.distinct_values()), (1000, 3));
+    for i in [0usize, 1, 2, 500, 999] {
+        let key = format!("{}777", 100_000 + i);
+        let v = t.value(t.longest_index(key.as_bytes()).unwrap()).unwrap();
+        assert_eq!(&*v.text, lists[i % 3].as_bytes());
+        let want: Vec<usize> = lists[i % 3].split(';').map(|s| s.parse::<usize>().unwrap() - 1).collect();
+        assert_eq!(&*v.sets, &want[..]);
+    }
+    assert!(t.longest_index(b"99999").is_none());
+}
