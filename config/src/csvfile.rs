@@ -1,6 +1,61 @@
 //! Reading the CSV tables a config names (destinations, prefix trees): line numbers that
 //! match the file, and plain messages.
 
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ConfigError, Diag};
+
+/// A CSV table file read into memory: `#` comments, trimmed cells, errors located by the
+/// file's own line numbers.
+pub(crate) struct CsvFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl CsvFile {
+    /// Read `rel` (relative to `base`); a file that cannot be read is reported at `span` of
+    /// the TOML key `what`, with the path looked for.
+    pub(crate) fn open(d: &mut Diag<'_>, span: &Range<usize>, what: &str, rel: &str, base: &Path) -> Option<CsvFile> {
+        let path = base.join(rel);
+        match std::fs::read(&path) {
+            Ok(bytes) => Some(CsvFile { path, bytes }),
+            Err(why) => {
+                d.span(span, format!("cannot read {what} \"{rel}\" (looked for {}): {why}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// A reader over the file.
+    pub(crate) fn reader(&self) -> csv::Reader<&[u8]> {
+        csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).flexible(true).from_reader(&self.bytes[..])
+    }
+
+    /// The header row and its line; an unreadable header row is reported.
+    pub(crate) fn headers(&self, d: &mut Diag<'_>, rdr: &mut csv::Reader<&[u8]>) -> Option<(csv::StringRecord, usize)> {
+        match rdr.headers() {
+            Ok(h) => Some((h.clone(), self.line_of(h.position()).max(1))),
+            Err(e) => {
+                let line = self.line_of(e.position()).max(1);
+                d.push(self.err(line, None, format!("cannot read the header row: {}", csv_msg(&e))));
+                None
+            }
+        }
+    }
+
+    /// The file line of a reader position (the reader's positions are where it started
+    /// reading, before skipped comment lines).
+    pub(crate) fn line_of(&self, p: Option<&csv::Position>) -> usize {
+        p.map_or(0, |p| real_line(&self.bytes, p))
+    }
+
+    /// An error at `line` (and data `row`) of this file.
+    pub(crate) fn err(&self, line: usize, row: Option<usize>, message: String) -> ConfigError {
+        ConfigError { file: self.path.clone(), line, col: usize::from(line > 0), message, row }
+    }
+}
+
 /// A csv error as one plain line.
 pub(crate) fn csv_msg(e: &csv::Error) -> String {
     match e.kind() {
@@ -16,7 +71,7 @@ pub(crate) fn csv_msg(e: &csv::Error) -> String {
 
 /// The file line a record starts on. The csv reader's position is where it started reading
 /// the record, before the comment and empty lines it skipped: skip them here too.
-pub(crate) fn real_line(bytes: &[u8], p: &csv::Position) -> usize {
+fn real_line(bytes: &[u8], p: &csv::Position) -> usize {
     let (mut at, mut line) = (p.byte() as usize, p.line() as usize);
     while at < bytes.len() {
         let rest = &bytes[at..];

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use crate::csvfile::{csv_msg, real_line};
-use crate::error::{ConfigError, Diag};
+use crate::csvfile::{CsvFile, csv_msg};
+use crate::error::Diag;
 use crate::values::{self, closest, show_duration};
 use crate::walk::{self, Table, Val};
 use crate::{Algorithm, CodeRange, DEFAULT_PROBE_INTERVAL, Destination, Dispatcher, MIN_PROBE_INTERVAL};
@@ -382,34 +382,13 @@ fn csv_destinations(
     dests: &mut Vec<Destination>,
     seen: &mut HashMap<SocketAddr, String>,
 ) -> bool {
-    let path = base.join(rel);
-    let file_err = |line: usize, row: Option<usize>, message: String| ConfigError {
-        file: path.clone(),
-        line,
-        col: usize::from(line > 0),
-        message,
-        row,
+    let Some(f) = CsvFile::open(d, &span, "destinations_csv", rel, base) else {
+        return false;
     };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(why) => {
-            d.span(&span, format!("cannot read destinations_csv \"{rel}\" (looked for {}): {why}", path.display()));
-            return false;
-        }
+    let mut rdr = f.reader();
+    let Some((headers, header_line)) = f.headers(d, &mut rdr) else {
+        return false;
     };
-    // the reader's positions are where it started reading, before skipped comment lines
-    let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| real_line(&bytes, p));
-    let mut rdr =
-        csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).flexible(true).from_reader(&bytes[..]);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            let line = line_of(e.position()).max(1);
-            d.push(file_err(line, None, format!("cannot read the header row: {}", csv_msg(&e))));
-            return false;
-        }
-    };
-    let header_line = line_of(headers.position()).max(1);
     let mut header_ok = true;
     let mut columns = BTreeSet::new();
     for h in headers.iter() {
@@ -419,15 +398,15 @@ fn csv_destinations(
                 Some(c) => format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})"),
                 None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
             };
-            d.push(file_err(header_line, None, msg));
+            d.push(f.err(header_line, None, msg));
             header_ok = false;
         } else if !columns.insert(h.to_string()) {
-            d.push(file_err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
+            d.push(f.err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
             header_ok = false;
         }
     }
     if header_ok && !columns.contains("uri") {
-        d.push(file_err(
+        d.push(f.err(
             header_line,
             None,
             format!("the header row needs a `uri` column (columns: {}); found \"{}\"", DEST_KEYS.join(", "), {
@@ -444,25 +423,25 @@ fn csv_destinations(
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                d.push(file_err(line_of(e.position()), Some(row), csv_msg(&e)));
+                d.push(f.err(f.line_of(e.position()), Some(row), csv_msg(&e)));
                 continue;
             }
         };
-        let line = line_of(rec.position());
+        let line = f.line_of(rec.position());
         if rec.len() > headers.len() {
             let msg = format!("this row has {} fields but the header row names only {}", rec.len(), headers.len());
-            d.push(file_err(line, Some(row), msg));
+            d.push(f.err(line, Some(row), msg));
             continue;
         }
         let r: CsvRow = match rec.deserialize(Some(&headers)) {
             Ok(r) => r,
             Err(e) => {
-                d.push(file_err(line, Some(row), csv_msg(&e)));
+                d.push(f.err(line, Some(row), csv_msg(&e)));
                 continue;
             }
         };
         let Some(uri) = r.uri.as_deref() else {
-            d.push(file_err(line, Some(row), "uri is empty".to_string()));
+            d.push(f.err(line, Some(row), "uri is empty".to_string()));
             continue;
         };
         let num = |what: &str, s: &Option<String>| {
@@ -478,13 +457,13 @@ fn csv_destinations(
         match destination(fields) {
             Ok(dest) => {
                 if let Some(first) = seen.get(&dest.addr) {
-                    d.push(file_err(line, Some(row), format!("{label} lists {} twice (first at {first})", dest.addr)));
+                    d.push(f.err(line, Some(row), format!("{label} lists {} twice (first at {first})", dest.addr)));
                 } else {
                     seen.insert(dest.addr, format!("{rel} row {row}"));
                     dests.push(dest);
                 }
             }
-            Err((_, e)) => d.push(file_err(line, Some(row), e)),
+            Err((_, e)) => d.push(f.err(line, Some(row), e)),
         }
     }
     true

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use toml::de::DeValue;
 
-use crate::csvfile::{csv_msg, real_line};
-use crate::error::{ConfigError, Diag};
+use crate::csvfile::{CsvFile, csv_msg};
+use crate::error::Diag;
 use crate::routes::SetIds;
 use crate::values::closest;
 use crate::walk::{self, Table, Val};
@@ -416,36 +416,16 @@ fn csv_value(s: &str, kind: MtreeKind, sets: Option<&SetIds<'_>>) -> Result<Mtre
 
 /// Read a CSV file of `prefix,value` rows. Returns false when the file could not be used at all.
 fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, tree: &mut Tree<'_>) -> bool {
-    let path = base.join(rel);
-    let file_err = |line: usize, row: Option<usize>, message: String| ConfigError {
-        file: path.clone(),
-        line,
-        col: usize::from(line > 0),
-        message,
-        row,
+    let Some(f) = CsvFile::open(d, &span, "mtree file", rel, base) else {
+        return false;
     };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) => {
-            d.span(&span, format!("cannot read mtree file \"{rel}\" (looked for {}): {e}", path.display()));
-            return false;
-        }
+    let mut rdr = f.reader();
+    let Some((headers, header_line)) = f.headers(d, &mut rdr) else {
+        return false;
     };
-    let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| real_line(&bytes, p));
-    let mut rdr =
-        csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).flexible(true).from_reader(&bytes[..]);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            let line = line_of(e.position()).max(1);
-            d.push(file_err(line, None, format!("cannot read the header row: {}", csv_msg(&e))));
-            return false;
-        }
-    };
-    let header_line = line_of(headers.position()).max(1);
     let list = COLUMNS.join(", ");
     if headers.is_empty() {
-        d.push(file_err(1, None, format!("the file is empty: it needs a header row naming the columns ({list})")));
+        d.push(f.err(1, None, format!("the file is empty: it needs a header row naming the columns ({list})")));
         return false;
     }
     let mut header_ok = true;
@@ -456,16 +436,16 @@ fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, tre
                 Some(c) => format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})"),
                 None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
             };
-            d.push(file_err(header_line, None, msg));
+            d.push(f.err(header_line, None, msg));
             header_ok = false;
         } else if !found.insert(h) {
-            d.push(file_err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
+            d.push(f.err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
             header_ok = false;
         }
     }
     if header_ok && found.len() != COLUMNS.len() {
         let found = headers.iter().collect::<Vec<_>>().join(",");
-        d.push(file_err(header_line, None, format!("the header row needs the columns {list}; found \"{found}\"")));
+        d.push(f.err(header_line, None, format!("the header row needs the columns {list}; found \"{found}\"")));
         header_ok = false;
     }
     if !header_ok {
@@ -479,23 +459,23 @@ fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, tre
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                d.push(file_err(line_of(e.position()), Some(row), csv_msg(&e)));
+                d.push(f.err(f.line_of(e.position()), Some(row), csv_msg(&e)));
                 continue;
             }
         };
-        let line = line_of(rec.position());
+        let line = f.line_of(rec.position());
         if rec.len() != headers.len() {
             let n = rec.len();
             let fields = if n == 1 { "field" } else { "fields" };
             let msg = format!("this row has {n} {fields} but the header row names {} ({list})", headers.len());
-            d.push(file_err(line, Some(row), msg));
+            d.push(f.err(line, Some(row), msg));
             continue;
         }
         let prefix = &rec[prefix_at];
         if let Some(alphabet) = &tree.alphabet
             && let Err((_, msg)) = check_prefix(prefix, alphabet)
         {
-            d.push(file_err(line, Some(row), msg));
+            d.push(f.err(line, Some(row), msg));
             continue;
         }
         let Some(kind) = tree.kind else {
@@ -504,12 +484,12 @@ fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, tre
         let value = match csv_value(&rec[value_at], kind, tree.sets) {
             Ok(v) => v,
             Err(msg) => {
-                d.push(file_err(line, Some(row), msg));
+                d.push(f.err(line, Some(row), msg));
                 continue;
             }
         };
         if let Err(msg) = add(tree, prefix, value, format!("{rel} row {row}")) {
-            d.push(file_err(line, Some(row), msg));
+            d.push(f.err(line, Some(row), msg));
         }
     }
     true
