@@ -7,8 +7,9 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
+use std::time::Duration;
 
-use crate::route::{Action, Cidr, CmpOp, Expr, Operand, Piece, Pv, Target, Template};
+use crate::route::{Action, Cidr, CmpOp, Expr, Operand, Piece, Pv, Sht, ShtValue, Target, Template};
 use crate::values::{self, closest};
 
 /// A problem in a route-language string, at a byte offset of it.
@@ -39,6 +40,8 @@ pub(crate) enum UseKind {
     ForwardTarget,
     /// `lookup <tree>`.
     Tree(String),
+    /// `$sht(<table>=>...)`, `sht_set <table>`, `sht_inc <table>`, `sht_delete <table>`.
+    Table(String),
 }
 
 /// A [`UseKind`] at a byte offset of the string.
@@ -76,6 +79,7 @@ pub(crate) const PV_NAMES: &[&str] = &[
     "$rr",
     "$mt",
     "$hdr(Name)",
+    "$sht(table=>key)",
 ];
 
 fn pv_by_name(name: &str) -> Option<Pv> {
@@ -121,6 +125,12 @@ fn lex_pv(s: &str, at: usize) -> Result<(Pv, usize), LangError> {
             "a $ must start a pseudo-variable like $rU or $hdr(Name) (write \\$ for a literal $ in a value)",
         );
     }
+    if name == "sht" {
+        return err(
+            at,
+            "$sht(...) cannot be used here: htables are read in conditions (exists $sht(ipban=>$si), $sht(pike=>$si) > 10), not inside a quoted value, an htable key or hash_pv",
+        );
+    }
     if name == "hdr" {
         if !s[end..].starts_with('(') {
             return err(at, "$hdr needs a header name in parentheses: $hdr(X-Account)");
@@ -145,6 +155,68 @@ fn lex_pv(s: &str, at: usize) -> Result<(Pv, usize), LangError> {
             err(at, format!("unknown pseudo-variable {written} ({hint}known: {})", PV_NAMES.join(" ")))
         }
     }
+}
+
+/// Does `rest` start with `$sht` (and not a longer name)?
+fn is_sht(rest: &str) -> bool {
+    rest.starts_with("$sht") && !rest.as_bytes().get(4).is_some_and(u8::is_ascii_alphabetic)
+}
+
+/// Table names: a letter, then letters, digits, `_` and `-` (as `[[htable]]` names).
+fn is_table_name(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Read `$sht(TABLE=>KEY)` at `s[at..]` (which starts with `$sht`): the key is a template
+/// written without quotes, up to the parenthesis that closes `$sht(` (so `$hdr(X)` may be in
+/// it). Records the table's use. Returns it and its end.
+fn lex_sht(s: &str, at: usize, uses: &mut Vec<Use>) -> Result<(Sht, usize), LangError> {
+    let open = at + 4;
+    if !s[open..].starts_with('(') {
+        return err(at, "$sht needs a table and a key in parentheses: $sht(ipban=>$si)");
+    }
+    let mut depth = 0usize;
+    let mut close = None;
+    for (j, b) in s.bytes().enumerate().skip(open) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(j);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return err(at, "missing \")\" to close $sht(");
+    };
+    let inner = &s[open + 1..close];
+    let Some(arrow) = inner.find("=>") else {
+        return err(at, "$sht needs TABLE=>KEY in its parentheses, like $sht(ipban=>$si)");
+    };
+    let raw_table = &inner[..arrow];
+    let table = raw_table.trim();
+    let table_at = open + 1 + (raw_table.len() - raw_table.trim_start().len());
+    if table.is_empty() {
+        return err(table_at, "$sht needs a table name before =>, like $sht(ipban=>$si)");
+    }
+    if !is_table_name(table) {
+        return err(table_at, format!("\"{table}\" is not an htable name (a letter, then letters, digits, _ and -)"));
+    }
+    let key_from = open + 1 + arrow + 2;
+    let raw_key = &s[key_from..close];
+    let key_start = key_from + (raw_key.len() - raw_key.trim_start().len());
+    let key_end = close - (raw_key.len() - raw_key.trim_end().len());
+    if key_start >= key_end {
+        return err(close, format!("$sht({table}=>...) needs a key after =>, like $sht({table}=>$si)"));
+    }
+    uses.push(Use { kind: UseKind::Table(table.to_string()), at: table_at });
+    let key = template(s, key_start..key_end, false, uses)?;
+    Ok((Sht { table: table.to_string(), key }, close + 1))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +254,8 @@ enum Tok {
         double: bool,
     },
     Pv(Pv),
+    /// `$sht(table=>key)`.
+    Sht(Sht),
     Op(Op),
     LParen,
     RParen,
@@ -200,7 +274,7 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"_-.:/+%~@".contains(&b) || b >= 0x80
 }
 
-fn lex(s: &str) -> Result<Vec<Token>, LangError> {
+fn lex(s: &str, uses: &mut Vec<Use>) -> Result<Vec<Token>, LangError> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -246,6 +320,10 @@ fn lex(s: &str) -> Result<Vec<Token>, LangError> {
                 None => return err(at, "this string has no closing '"),
             },
             b'$' if two == "$=" => (Tok::Op(Op::Cmp(CmpOp::EndsWith)), i + 2),
+            b'$' if is_sht(&s[i..]) => {
+                let (sht, end) = lex_sht(s, i, uses)?;
+                (Tok::Sht(sht), end)
+            }
             b'$' => {
                 let (pv, end) = lex_pv(s, i)?;
                 (Tok::Pv(pv), end)
@@ -302,6 +380,7 @@ fn show(t: &Tok) -> String {
         Tok::Word(w) => format!("`{w}`"),
         Tok::Str { value, .. } => format!("\"{value}\""),
         Tok::Pv(pv) => pv.to_string(),
+        Tok::Sht(sht) => sht.to_string(),
         Tok::Op(op) => format!("`{}`", op.text()),
         Tok::LParen => "`(`".into(),
         Tok::RParen => "`)`".into(),
@@ -317,6 +396,7 @@ fn show_operand(o: &Operand) -> String {
         Operand::Str(s) => format!("\"{s}\""),
         Operand::Int(n) => n.to_string(),
         Operand::Myself => "myself".into(),
+        Operand::Sht(sht) => sht.to_string(),
     }
 }
 
@@ -387,7 +467,14 @@ const ACTIONS: &[&str] = &[
     "set_header",
     "append_header",
     "remove_header",
+    "sht_set",
+    "sht_inc",
+    "sht_delete",
 ];
+
+/// The shortest and longest `expires` of `sht_set` (as `[[htable]]` expiries).
+const MIN_EXPIRY: Duration = Duration::from_secs(1);
+const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 struct Parser<'a> {
     src: &'a str,
@@ -398,7 +485,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(src: &'a str, uses: &'a mut Vec<Use>) -> Result<Self, LangError> {
-        let toks = lex(src)?;
+        let toks = lex(src, uses)?;
         for t in &toks {
             if let Tok::Pv(pv @ (Pv::Status | Pv::Reason)) = &t.tok {
                 let name = if *pv == Pv::Status { "$rs" } else { "$rr" };
@@ -498,10 +585,18 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 return match self.next() {
                     Some(Token { tok: Tok::Pv(pv), .. }) => Ok(Expr::Exists(pv)),
-                    Some(t) => {
-                        err(t.at, format!("exists needs a pseudo-variable (exists $hdr(X-Foo)), not {}", show(&t.tok)))
-                    }
-                    None => err(self.src.len(), "exists needs a pseudo-variable: exists $hdr(X-Foo)"),
+                    Some(Token { tok: Tok::Sht(sht), .. }) => Ok(Expr::ShtExists(sht)),
+                    Some(t) => err(
+                        t.at,
+                        format!(
+                            "exists needs a pseudo-variable (exists $hdr(X-Foo)) or an htable entry (exists $sht(ipban=>$si)), not {}",
+                            show(&t.tok)
+                        ),
+                    ),
+                    None => err(
+                        self.src.len(),
+                        "exists needs a pseudo-variable or an htable entry: exists $hdr(X-Foo), exists $sht(ipban=>$si)",
+                    ),
                 };
             }
         }
@@ -510,6 +605,9 @@ impl<'a> Parser<'a> {
             let hint = match &left {
                 Operand::Pv(pv) => format!(
                     "{pv} alone is not a condition: compare it (like {pv} == \"...\") or test it with `exists {pv}`"
+                ),
+                Operand::Sht(sht) => format!(
+                    "{sht} alone is not a condition: compare it (like {sht} > 10) or test it with `exists {sht}`"
                 ),
                 o => format!("{} alone is not a condition: compare it with ==, !=, ^=, =~, in ...", show_operand(o)),
             };
@@ -550,6 +648,7 @@ impl<'a> Parser<'a> {
         };
         let o = match t.tok {
             Tok::Pv(pv) => (Operand::Pv(pv), t.at, None),
+            Tok::Sht(sht) => (Operand::Sht(sht), t.at, None),
             Tok::Str { value, .. } => (Operand::Str(value), t.at, None),
             Tok::Word(w) if w == "myself" => (Operand::Myself, t.at, None),
             Tok::Word(w) if KEYWORDS.contains(&w.as_str()) => {
@@ -581,6 +680,12 @@ impl<'a> Parser<'a> {
     fn comparison(&mut self, left: Operand, left_at: usize, op: CmpOp, op_at: usize) -> Result<Expr, LangError> {
         let text = Op::Cmp(op).text();
         let (mut right, right_at, word) = self.operand(&format!("a value after {text}"))?;
+        if let Operand::Sht(sht) = &right {
+            return err(
+                right_at,
+                format!("{sht} goes on the left of a comparison, like {sht} {text} {}", show_operand(&left)),
+            );
+        }
         if matches!(op, CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Contains)
             && let (Operand::Int(_), Some(w)) = (&right, word)
         {
@@ -634,6 +739,9 @@ impl<'a> Parser<'a> {
                         let (o, o_at, _) = self.operand("a list item")?;
                         if matches!(o, Operand::Myself) {
                             return err(o_at, "myself cannot be a list item (use $rd == myself)");
+                        }
+                        if let Operand::Sht(sht) = &o {
+                            return err(o_at, format!("{sht} cannot be a list item (compare it: {sht} == ...)"));
                         }
                         if left == Operand::Pv(Pv::Method) {
                             check_method_case(&o, o_at)?;
@@ -832,6 +940,83 @@ impl<'a> Parser<'a> {
                 })
             }
             "remove_header" => Ok(Action::RemoveHeader(self.header_name(&word)?)),
+            "sht_set" => {
+                let sht = self.sht_target(&word)?;
+                let value = match self.next() {
+                    Some(Token { tok: Tok::Word(w), at, .. }) => match parse_int(&w) {
+                        Some(n) => ShtValue::Int(n),
+                        None if w.strip_prefix('-').unwrap_or(&w).bytes().all(|b| b.is_ascii_digit()) => {
+                            return err(at, format!("{w} is too large for a number"));
+                        }
+                        None => {
+                            return err(
+                                at,
+                                format!("put text values in quotes: sht_set {} {} \"{w}\"", sht.table, sht.key_shown()),
+                            );
+                        }
+                    },
+                    Some(Token { tok: Tok::Str { body, double, .. }, .. }) => {
+                        ShtValue::Text(template(self.src, body, double, self.uses)?)
+                    }
+                    Some(Token { tok: Tok::Pv(pv), .. }) => ShtValue::Pv(pv),
+                    Some(t) => {
+                        return err(
+                            t.at,
+                            format!(
+                                "sht_set needs a value: an integer, a quoted value or a pseudo-variable, not {}",
+                                show(&t.tok)
+                            ),
+                        );
+                    }
+                    None => {
+                        return err(
+                            self.src.len(),
+                            format!("sht_set needs a value: sht_set {} {} 1", sht.table, sht.key_shown()),
+                        );
+                    }
+                };
+                let expires = if self.eat_word("expires") {
+                    let at = self.here();
+                    match self.next() {
+                        Some(Token { tok: Tok::Word(w) | Tok::Str { value: w, .. }, at, .. }) => {
+                            Some(expiry(&w).or_else(|m| err(at, m))?)
+                        }
+                        Some(t) => {
+                            return err(
+                                t.at,
+                                format!("expires needs a duration like 300s or 5m, not {}", show(&t.tok)),
+                            );
+                        }
+                        None => return err(at, "expires needs a duration, like expires 300s"),
+                    }
+                } else {
+                    None
+                };
+                Ok(Action::ShtSet { sht, value, expires })
+            }
+            "sht_inc" => {
+                let sht = self.sht_target(&word)?;
+                let by = match self.peek().cloned() {
+                    Some(Token { tok: Tok::Word(w), at, .. }) => {
+                        self.pos += 1;
+                        match parse_int(&w) {
+                            Some(n) => n,
+                            None => {
+                                return err(
+                                    at,
+                                    format!(
+                                        "sht_inc adds a whole number (like sht_inc {} $si 1), not `{w}`",
+                                        sht.table
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    _ => 1,
+                };
+                Ok(Action::ShtInc { sht, by })
+            }
+            "sht_delete" => Ok(Action::ShtDelete(self.sht_target(&word)?)),
             other => {
                 let hint = match other {
                     "t_relay" | "relay" | "send" => " (ringsip's is `forward`)".to_string(),
@@ -843,6 +1028,9 @@ impl<'a> Parser<'a> {
                     "exit" => " (use `drop` or `return`)".to_string(),
                     "append_hf" => " (ringsip's is `append_header`)".to_string(),
                     "remove_hf" => " (ringsip's is `remove_header`)".to_string(),
+                    "sht_rm" | "sht_rm_name" | "sht_rm_value" => " (ringsip's is `sht_delete TABLE KEY`)".to_string(),
+                    "sht_setex" => " (ringsip's is `sht_set TABLE KEY VALUE expires DURATION`)".to_string(),
+                    "sht_lock" | "sht_unlock" => " (not needed: sht_inc and sht_set are atomic)".to_string(),
                     _ => closest(other, ACTIONS.iter().copied())
                         .map(|c| format!(" (did you mean {c}?)"))
                         .unwrap_or_default(),
@@ -868,6 +1056,91 @@ impl<'a> Parser<'a> {
         }
         Ok(name)
     }
+}
+
+impl Parser<'_> {
+    /// The table and key of `sht_set`, `sht_inc` and `sht_delete`: a table name (recorded as
+    /// a use), then a key (a pseudo-variable or a quoted template).
+    fn sht_target(&mut self, action: &str) -> Result<Sht, LangError> {
+        let example = match action {
+            "sht_set" => "sht_set ipban $si 1",
+            "sht_inc" => "sht_inc pike $si",
+            _ => "sht_delete ipban $si",
+        };
+        let table = match self.next() {
+            Some(Token { tok: Tok::Word(w), at, .. }) => {
+                if !is_table_name(&w) {
+                    return err(at, format!("\"{w}\" is not an htable name (a letter, then letters, digits, _ and -)"));
+                }
+                self.uses.push(Use { kind: UseKind::Table(w.clone()), at });
+                w
+            }
+            Some(Token { tok: Tok::Sht(sht), at, .. }) => {
+                return err(
+                    at,
+                    format!("{action} takes the table and the key apart: {action} {} {}", sht.table, sht.key_shown()),
+                );
+            }
+            Some(t) => {
+                return err(t.at, format!("{action} needs an htable name (like {example}), not {}", show(&t.tok)));
+            }
+            None => return err(self.src.len(), format!("{action} needs an htable name and a key: {example}")),
+        };
+        let key = match self.next() {
+            Some(Token { tok: Tok::Pv(pv), .. }) => Template(vec![Piece::Pv(pv)]),
+            Some(Token { tok: Tok::Str { body, double, .. }, at, .. }) => {
+                let key = template(self.src, body, double, self.uses)?;
+                if key.0.is_empty() {
+                    return err(at, "the htable key is empty");
+                }
+                key
+            }
+            Some(Token { tok: Tok::Word(w), at, .. }) => {
+                return err(
+                    at,
+                    format!("put the key in quotes: {action} {table} \"{w}\" (or use a pseudo-variable like $si)"),
+                );
+            }
+            Some(t) => {
+                return err(
+                    t.at,
+                    format!(
+                        "{action} needs a key: a pseudo-variable or a quoted value (like {example}), not {}",
+                        show(&t.tok)
+                    ),
+                );
+            }
+            None => return err(self.src.len(), format!("{action} needs a key after the table name: {example}")),
+        };
+        Ok(Sht { table, key })
+    }
+}
+
+impl Sht {
+    /// The key as written in an action (`$si`, `"$fU@$fd"`), for messages.
+    fn key_shown(&self) -> String {
+        match self.key.0.as_slice() {
+            [Piece::Pv(pv)] => pv.to_string(),
+            _ => format!("\"{}\"", self.key),
+        }
+    }
+}
+
+/// `expires` of `sht_set`: a duration in whole seconds, 1 s to 365 days.
+fn expiry(w: &str) -> Result<Duration, String> {
+    let d = values::duration(w).map_err(|m| format!("expires: {m}"))?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!("expires \"{w}\" is not a whole number of seconds (expiry is counted in seconds)"));
+    }
+    if d < MIN_EXPIRY {
+        return Err(format!(
+            "expires \"{w}\" is zero: leave expires out for the table's autoexpire (or for an entry that never expires)"
+        ));
+    }
+    if d > MAX_EXPIRY {
+        return Err(format!("expires \"{w}\" is longer than 365 days (8760h)"));
+    }
+    Ok(d)
 }
 
 /// The methods of RFC 3261 and its extensions, to catch `$rm == invite`.
@@ -966,6 +1239,13 @@ pub(crate) fn parse_cond(s: &str, uses: &mut Vec<Use>) -> Result<Expr, LangError
 
 /// Parse one action (one entry of `do`).
 pub(crate) fn parse_action(s: &str, uses: &mut Vec<Use>) -> Result<Action, LangError> {
+    let start = s.len() - s.trim_start().len();
+    if is_sht(&s[start..]) {
+        return err(
+            start,
+            "an htable is written with an action, not an assignment: sht_set TABLE KEY VALUE (or sht_inc TABLE KEY, sht_delete TABLE KEY)",
+        );
+    }
     let mut p = Parser::new(s, uses)?;
     let a = p.action()?;
     p.expect_end("after the action (one action per string; use a list for more: do = [\"...\", \"...\"])")?;
@@ -1132,7 +1412,7 @@ mod tests {
     fn actions() {
         assert!(matches!(action("forward"), Action::Forward(None)));
         let Action::Forward(Some(t)) = action("forward \"udp:10.0.0.1:5070\"") else { panic!() };
-        assert_eq!(t.addr, "10.0.0.1:5070".parse().unwrap());
+        assert_eq!(t.addr, "10.0.0.1:5070".parse::<std::net::SocketAddr>().unwrap());
         let Action::Select { set: 1, otherwise: Some(o) } = action("select 1 else reply 503 \"No destination\"") else {
             panic!()
         };
@@ -1186,6 +1466,149 @@ mod tests {
         let mut uses = Vec::new();
         parse_cond("$rs >= 500", &mut uses).unwrap();
         assert_eq!(uses, vec![Use { kind: UseKind::ReplyPv("$rs"), at: 0 }]);
+    }
+
+    fn sht(table: &str, key: Vec<Piece>) -> Sht {
+        Sht { table: table.into(), key: Template(key) }
+    }
+
+    #[test]
+    fn sht_reads_in_conditions() {
+        let Expr::ShtExists(s) = cond("exists $sht(ipban=>$si)") else { panic!() };
+        assert_eq!(s, sht("ipban", vec![Piece::Pv(Pv::SrcIp)]));
+        let e = cond("$sht(pike=>$si) > 100");
+        assert!(
+            matches!(e, Expr::Cmp(Operand::Sht(ref s), CmpOp::Gt, Operand::Int(100)) if s.table == "pike"),
+            "{e:?}"
+        );
+        let e = cond(r#"$sht(route=>$rU) == "gw-a""#);
+        assert!(matches!(e, Expr::Cmp(Operand::Sht(_), CmpOp::Eq, Operand::Str(ref s)) if s == "gw-a"), "{e:?}");
+        // the key is a template without quotes: text and pseudo-variables
+        let Expr::Cmp(Operand::Sht(s), ..) = cond("$sht(users=>$fU@$fd) != 0") else { panic!() };
+        assert_eq!(s, sht("users", vec![Piece::Pv(Pv::FromUser), Piece::Text("@".into()), Piece::Pv(Pv::FromDomain)]));
+        assert_eq!(s.to_string(), "$sht(users=>$fU@$fd)");
+        // the closing parenthesis is found by depth; spaces around the names do not count
+        let Expr::ShtExists(s) = cond("exists $sht( acct => $hdr(X-Account)-x )") else { panic!() };
+        assert_eq!(s, sht("acct", vec![Piece::Pv(Pv::Hdr("X-Account".into())), Piece::Text("-x".into())]));
+        let Expr::ShtExists(s) = cond(r"exists $sht(t=>a\$b)") else { panic!() };
+        assert_eq!(s.key, Template(vec![Piece::Text("a$b".into())]));
+        assert_eq!(s.to_string(), r"$sht(t=>a\$b)");
+        // also on the left of =~ and in
+        assert!(matches!(cond(r#"$sht(t=>$si) =~ "^gw""#), Expr::Match { left: Operand::Sht(_), .. }));
+        assert!(matches!(cond(r#"$sht(t=>$si) in ["a", 2]"#), Expr::InList(Operand::Sht(_), ref l) if l.len() == 2));
+        assert!(matches!(cond("not exists $sht(a=>$si) and true"), Expr::And(..)));
+        // uses: the table at its name, reply pseudo-variables in the key
+        let text = "not exists $sht(ipban=>$si) or $sht( pike=>$rs) > 1";
+        let mut uses = Vec::new();
+        parse_cond(text, &mut uses).unwrap();
+        assert!(uses.contains(&Use { kind: UseKind::Table("ipban".into()), at: 16 }), "{uses:?}");
+        let pike = text.find("pike").unwrap();
+        assert!(uses.contains(&Use { kind: UseKind::Table("pike".into()), at: pike }), "{uses:?}");
+        assert!(uses.contains(&Use { kind: UseKind::ReplyPv("$rs"), at: text.find("$rs").unwrap() }), "{uses:?}");
+    }
+
+    #[test]
+    fn sht_condition_errors() {
+        let check = |text: &str, at: usize, part: &str| {
+            let e = cond_err(text);
+            assert!(e.msg.contains(part), "{text}: {}", e.msg);
+            assert_eq!(e.at, at, "{text}: {}", e.msg);
+        };
+        check("exists $sht(ipban)", 7, "TABLE=>KEY");
+        check("exists $sht ipban", 7, "in parentheses");
+        check("exists $sht(ipban=>$si", 7, "missing \")\"");
+        check("$sht(ipban=>) == 1", 12, "needs a key after =>");
+        check("$sht(ipban=>  ) == 1", 14, "needs a key after =>");
+        check("$sht(=>$si) == 1", 5, "needs a table name");
+        check("$sht(1ban=>$si) == 1", 5, "not an htable name");
+        check("$sht(a=>$xx) == 1", 8, "unknown pseudo-variable $xx");
+        check("$sht(a=>$sht(b=>$si)) == 1", 8, "cannot be used here");
+        check("$sht(a=>$si)", 0, "alone is not a condition");
+        assert!(cond_err("$sht(a=>$si)").msg.contains("exists $sht(a=>$si)"));
+        check("$rU == $sht(a=>$si)", 7, "goes on the left of a comparison");
+        check("$rU in [1, $sht(a=>$si)]", 11, "cannot be a list item");
+        check("$sht(a=>$si) < \"x\"", 15, "compares numbers");
+        check("$sht(a=>$si) == myself", 0, "myself compares with");
+        check("exists 5", 7, "exists $sht(ipban=>$si)");
+    }
+
+    #[test]
+    fn sht_actions() {
+        let si = || vec![Piece::Pv(Pv::SrcIp)];
+        assert_eq!(
+            action("sht_set ipban $si 1"),
+            Action::ShtSet { sht: sht("ipban", si()), value: ShtValue::Int(1), expires: None }
+        );
+        for (text, secs) in [("300s", 300), ("5m", 300), ("\"1h\"", 3600), ("'2000ms'", 2), ("8760h", 365 * 86400)] {
+            let a = action(&format!("sht_set ipban $si -3 expires {text}"));
+            let want = Action::ShtSet {
+                sht: sht("ipban", si()),
+                value: ShtValue::Int(-3),
+                expires: Some(Duration::from_secs(secs)),
+            };
+            assert_eq!(a, want, "{text}");
+        }
+        let Action::ShtSet { sht: s, value: ShtValue::Text(v), expires: None } =
+            action(r#"sht_set users "$fU@$fd" "$si:$sp""#)
+        else {
+            panic!()
+        };
+        assert_eq!(s.key.0.len(), 3);
+        assert_eq!(v, Template(vec![Piece::Pv(Pv::SrcIp), Piece::Text(":".into()), Piece::Pv(Pv::SrcPort)]));
+        assert!(matches!(action("sht_set last $ci $cs"), Action::ShtSet { value: ShtValue::Pv(Pv::CSeq), .. }));
+        assert_eq!(action("sht_inc pike $si"), Action::ShtInc { sht: sht("pike", si()), by: 1 });
+        assert_eq!(action("sht_inc pike $si -2"), Action::ShtInc { sht: sht("pike", si()), by: -2 });
+        assert_eq!(
+            action("sht_inc calls 'acct-$hdr(X-Account)' 5"),
+            Action::ShtInc {
+                sht: sht("calls", vec![Piece::Text("acct-".into()), Piece::Pv(Pv::Hdr("X-Account".into()))]),
+                by: 5
+            }
+        );
+        assert_eq!(action("sht_delete ipban $si"), Action::ShtDelete(sht("ipban", si())));
+        // uses: the table name, where it is written
+        let mut uses = Vec::new();
+        parse_action("sht_set ipban $si 1", &mut uses).unwrap();
+        assert_eq!(uses, vec![Use { kind: UseKind::Table("ipban".into()), at: 8 }]);
+        let mut uses = Vec::new();
+        parse_action("sht_delete  seen \"$rs\"", &mut uses).unwrap();
+        assert!(uses.contains(&Use { kind: UseKind::Table("seen".into()), at: 12 }));
+        assert!(uses.contains(&Use { kind: UseKind::ReplyPv("$rs"), at: 18 }));
+    }
+
+    #[test]
+    fn sht_action_errors() {
+        let check = |text: &str, at: usize, part: &str| {
+            let e = action_err(text);
+            assert!(e.msg.contains(part), "{text}: {}", e.msg);
+            assert_eq!(e.at, at, "{text}: {}", e.msg);
+        };
+        check("sht_set", 7, "needs an htable name and a key");
+        check("sht_set 9x $si 1", 8, "not an htable name");
+        check("sht_set \"ipban\" $si 1", 8, "needs an htable name");
+        check("sht_set $sht(ipban=>$si) 1", 8, "takes the table and the key apart: sht_set ipban $si");
+        check("sht_set ipban", 13, "needs a key after the table name");
+        check("sht_set ipban 1.2.3.4 1", 14, "put the key in quotes: sht_set ipban \"1.2.3.4\"");
+        check("sht_set ipban \"\" 1", 14, "key is empty");
+        check("sht_set ipban $si", 17, "sht_set needs a value");
+        check("sht_set ipban $si banned", 18, "put text values in quotes: sht_set ipban $si \"banned\"");
+        check("sht_set ipban $si 99999999999999999999", 18, "too large");
+        check("sht_set ipban $si [", 18, "sht_set needs a value");
+        check("sht_set ipban $si 1 expires", 27, "expires needs a duration");
+        check("sht_set ipban $si 1 expires 300", 28, "needs a unit");
+        check("sht_set ipban $si 1 expires 1500ms", 28, "whole number of seconds");
+        check("sht_set ipban $si 1 expires 0s", 28, "is zero");
+        check("sht_set ipban $si 1 expires 9000h", 28, "365 days");
+        check("sht_set ipban $si 1 forever", 20, "unexpected `forever`");
+        check("sht_inc pike $si x", 17, "adds a whole number");
+        check("sht_inc pike", 12, "needs a key");
+        check("sht_delete ipban $si 1", 21, "unexpected `1`");
+        check("$sht(ipban=>$si) = 1", 0, "not an assignment: sht_set TABLE KEY VALUE");
+        check("sht_rm ipban $si", 0, "sht_delete TABLE KEY");
+        check("sht_sett ipban $si 1", 0, "did you mean sht_set?");
+        check("set_header X-Ban \"$sht(ipban=>$si)\"", 18, "cannot be used here");
+        check("sht_set t \"$sht(a=>$si)\" 1", 11, "cannot be used here");
+        assert!(parse_pv("$sht(a=>$si)").unwrap_err().msg.contains("hash_pv"));
     }
 
     #[test]

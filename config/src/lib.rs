@@ -26,6 +26,7 @@ use std::time::Duration;
 mod csvfile;
 mod dispatcher;
 mod error;
+mod htable;
 mod lang;
 mod mtree;
 mod routes;
@@ -57,7 +58,7 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Config {
     /// `[server]`: sockets, threads, buffers, management endpoints.
     pub server: Server,
@@ -67,12 +68,15 @@ pub struct Config {
     pub routes: Routes,
     /// `[[mtree]]`: named prefix trees, in file order.
     pub mtrees: Vec<MtreeTable>,
+    /// `[[htable]]`: named runtime key/value tables, in file order.
+    pub htables: Vec<HtableDef>,
     /// The file the config was read from (the `origin` given to [`parse`]).
+    #[rkyv(with = rkyv::with::AsString)]
     pub source: PathBuf,
 }
 
 /// `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Server {
     /// Addresses to receive on; at least one, no duplicates.
     pub listen: Vec<Listen>,
@@ -83,7 +87,14 @@ pub struct Server {
     /// CPUs to pin shards to, in order; no duplicates.
     pub cpus: Option<Vec<usize>>,
     /// Path of the control socket (`ringsip ctl`); `None`: no control socket.
+    #[rkyv(with = rkyv::with::Map<rkyv::with::AsString>)]
     pub control_socket: Option<PathBuf>,
+    /// Address of the TCP control listener; requires `control_token_file`.
+    pub control_tcp: Option<SocketAddr>,
+    /// File whose first line is the token TCP control requests must carry (read by the
+    /// daemon at start; the token itself never enters a snapshot).
+    #[rkyv(with = rkyv::with::Map<rkyv::with::AsString>)]
+    pub control_token_file: Option<PathBuf>,
     /// Address of the Prometheus metrics endpoint; `None`: no endpoint.
     pub metrics: Option<SocketAddr>,
     /// `tracing` filter (`RUST_LOG` syntax); default `"info"`.
@@ -99,7 +110,7 @@ pub struct Server {
 }
 
 /// A transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Transport {
     /// UDP.
     Udp,
@@ -115,7 +126,7 @@ impl Transport {
 }
 
 /// One `server.listen` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Listen {
     /// The transport (only UDP for now).
     pub transport: Transport,
@@ -129,7 +140,7 @@ pub struct Listen {
 /// `file`. Validated: name unique, alphabet 1–32 distinct printable ASCII characters, every
 /// prefix made of the alphabet, at most 64 characters, no duplicates, values of the tree's
 /// type (set ids that exist).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct MtreeTable {
     /// The name routes use (`lookup <name> ...`).
     pub name: String,
@@ -142,7 +153,7 @@ pub struct MtreeTable {
 }
 
 /// The type of an mtree's values (`type = "sets" | "text" | "int"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum MtreeKind {
     /// An ordered list of dispatcher set ids (LCR: the first set with an available
     /// destination is used).
@@ -154,7 +165,7 @@ pub enum MtreeKind {
 }
 
 /// One prefix of an mtree.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct MtreeEntry {
     /// The prefix (may be empty: matches every key).
     pub prefix: String,
@@ -165,18 +176,61 @@ pub struct MtreeEntry {
 }
 
 /// An mtree value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum MtreeValue {
-    /// Dispatcher set ids, in failover order.
+    /// Dispatcher set ids, in failover order (`"2;1"`).
     Sets(Vec<u32>),
+    /// Dispatcher set ids with weights (`"1:70;2:30"`): the first set tried is chosen at
+    /// random in proportion to the weights; the others follow by descending weight.
+    WeightedSets(Vec<(u32, u32)>),
     /// Text.
     Text(String),
     /// A number.
     Int(i64),
 }
 
+/// `[[htable]]`: a named key/value table shared by every shard (Kamailio's htable), filled
+/// and read by routes at run time, optionally seeded at load. Validated: name unique,
+/// `max_entries` 1–2^32, expiries whole seconds from 1s to 365 days, seed keys non-empty, at
+/// most 255 bytes and unique, no more seeds than `max_entries`.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct HtableDef {
+    /// The name routes use. A letter, then letters, digits, `_` and `-`; unique among htables.
+    pub name: String,
+    /// The most entries the table holds (`max_entries`, 1–2^32); `None`: no limit.
+    pub max_entries: Option<usize>,
+    /// How long an entry lives after it was last written (`autoexpire`): whole seconds, 1s to
+    /// 365 days; `None`: entries never expire.
+    pub autoexpire: Option<Duration>,
+    /// The entries written at load: inline `entries` first, then the `file` rows.
+    pub seeds: Vec<HtableSeed>,
+}
+
+/// One seed entry of an htable.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct HtableSeed {
+    /// The key: not empty, at most 255 bytes; unique in the table.
+    pub key: String,
+    /// Its value.
+    pub value: HtableValue,
+    /// This entry's lifetime (`expires`, same rules as `autoexpire`), overriding the table's
+    /// `autoexpire`; `None`: the table's `autoexpire` (which may be none).
+    pub expires: Option<Duration>,
+    /// Where it was written, for messages: `ipban.toml:12:5` or `seed.csv row 7`.
+    pub origin: String,
+}
+
+/// An htable value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum HtableValue {
+    /// A whole number.
+    Int(i64),
+    /// Text (non-empty, one line).
+    Text(String),
+}
+
 /// `[dispatcher]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Dispatcher {
     /// The destination sets, sorted by id.
     pub sets: Vec<Set>,
@@ -190,7 +244,7 @@ impl Dispatcher {
 }
 
 /// One `[[dispatcher.set]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Set {
     /// The id `select <id>` refers to; unique.
     pub id: u32,
@@ -207,7 +261,7 @@ pub struct Set {
 }
 
 /// A dispatcher algorithm, with Kamailio's numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Algorithm {
     /// 0: hash over the Call-ID.
     HashCallId,
@@ -295,7 +349,7 @@ impl Algorithm {
 }
 
 /// A destination of a set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Destination {
     /// The URI as written (`"sip:192.0.2.10:5060;transport=udp"`).
     pub uri: String,
@@ -312,7 +366,7 @@ pub struct Destination {
 }
 
 /// Which destinations are probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum ProbeMode {
     /// Probe every destination (Kamailio `ds_probing_mode=1`); the default.
     #[default]
@@ -324,7 +378,7 @@ pub enum ProbeMode {
 }
 
 /// An inclusive range of SIP status codes (`"2xx"` is 200..=299).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct CodeRange {
     /// Lowest code.
     pub lo: u16,
@@ -340,7 +394,7 @@ impl CodeRange {
 }
 
 /// Health probing of a set's destinations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Probe {
     /// Which destinations are probed; default all.
     pub mode: ProbeMode,
@@ -361,7 +415,7 @@ pub struct Probe {
 }
 
 /// `[[route.*]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Routes {
     /// `[[route.request]]`: runs for every request that parsed.
     pub request: route::Route,
@@ -430,7 +484,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         return None;
     }
     let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
-    root.check_keys(d, &["server", "dispatcher", "mtree", "route"]);
+    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "route"]);
 
     let server = match root.get("server") {
         Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
@@ -450,9 +504,19 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         Some(v) => mtree::parse(d, v, &base, set_ids.as_ref()),
         None => mtree::Parsed { names_complete: true, ..mtree::Parsed::default() },
     };
+    let htables = match root.get("htable") {
+        Some(v) => htable::parse(d, v, &base),
+        None => htable::Parsed { names_complete: true, ..htable::Parsed::default() },
+    };
     let routes = match root.get("route") {
         Some(v) => walk::table(d, v, "[route]").and_then(|t| {
-            routes::parse(d, &t, set_ids, routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete })
+            routes::parse(
+                d,
+                &t,
+                set_ids,
+                routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete },
+                routes::TableNames { names: &htables.names, complete: htables.names_complete },
+            )
         }),
         None => {
             d.at(0, "missing [[route.request]]: a config needs at least one request rule");
@@ -464,6 +528,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         dispatcher: dispatcher?.dispatcher,
         routes: routes?,
         mtrees: mtrees.tables,
+        htables: htables.tables,
         source: origin.to_path_buf(),
     })
 }

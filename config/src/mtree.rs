@@ -232,11 +232,11 @@ fn check_prefix(prefix: &str, alphabet: &str) -> Result<(), (Option<usize>, Stri
 
 /// A `sets` value written as text: set ids separated by `;`. On error, the byte offset in
 /// `s` to point at (`None`: the whole value) and the message.
-fn parse_sets(s: &str, sets: Option<&SetIds<'_>>) -> Result<Vec<u32>, (Option<usize>, String)> {
+fn parse_sets(s: &str, sets: Option<&SetIds<'_>>) -> Result<MtreeValue, (Option<usize>, String)> {
     if s.trim().is_empty() {
         return Err((None, "the value is empty: give at least one set id, like \"1\" or \"2;1\"".to_string()));
     }
-    let mut ids = Vec::new();
+    let mut ids: Vec<(u32, Option<u32>)> = Vec::new();
     let mut start = 0;
     for piece in s.split(';') {
         let at = Some(start + (piece.len() - piece.trim_start().len()));
@@ -245,17 +245,49 @@ fn parse_sets(s: &str, sets: Option<&SetIds<'_>>) -> Result<Vec<u32>, (Option<us
         if p.is_empty() {
             return Err((at, format!("\"{s}\": an empty set id (set ids are separated by ';', like \"2;1\")")));
         }
-        let Ok(id) = p.parse::<u32>() else {
-            return Err((at, format!("\"{s}\": \"{p}\" is not a set id (a whole number 0-4294967295)")));
+        let (id_text, weight) = match p.split_once(':') {
+            Some((i, w)) => {
+                let w = w.trim();
+                match w.parse::<u32>() {
+                    Ok(n) if (1..=MAX_WEIGHT).contains(&n) => (i.trim(), Some(n)),
+                    _ => {
+                        return Err((
+                            at,
+                            format!("\"{s}\": weight \"{w}\" of \"{p}\" must be a whole number 1-{MAX_WEIGHT}"),
+                        ));
+                    }
+                }
+            }
+            None => (p, None),
         };
-        if ids.contains(&id) {
+        let Ok(id) = id_text.parse::<u32>() else {
+            return Err((at, format!("\"{s}\": \"{id_text}\" is not a set id (a whole number 0-4294967295)")));
+        };
+        if ids.iter().any(|(x, _)| *x == id) {
             return Err((at, format!("\"{s}\": set {id} is listed twice")));
         }
+        if let Some((_, first)) = ids.first() {
+            if first.is_some() != weight.is_some() {
+                return Err((
+                    at,
+                    format!(
+                        "\"{s}\": give every set a weight (\"1:70;2:30\") or none (\"1;2\", failover order), not some"
+                    ),
+                ));
+            }
+        }
         check_set(id, sets).map_err(|e| (at, format!("set {id} in \"{s}\": {e}")))?;
-        ids.push(id);
+        ids.push((id, weight));
     }
-    Ok(ids)
+    Ok(if ids[0].1.is_some() {
+        MtreeValue::WeightedSets(ids.into_iter().map(|(i, w)| (i, w.unwrap_or(1))).collect())
+    } else {
+        MtreeValue::Sets(ids.into_iter().map(|(i, _)| i).collect())
+    })
 }
+
+/// Largest weight of a set in a weighted sets value.
+const MAX_WEIGHT: u32 = 1_000_000;
 
 /// Whether a set id exists (when every set id is known).
 fn check_set(id: u32, sets: Option<&SetIds<'_>>) -> Result<(), String> {
@@ -352,7 +384,9 @@ fn inline_entry(d: &mut Diag<'_>, item: &Val<'_>, tree: &mut Tree<'_>) {
 
 fn value_example(kind: Option<MtreeKind>) -> &'static str {
     match kind {
-        Some(MtreeKind::Sets) | None => "value = \"2;1\" (set ids in failover order)",
+        Some(MtreeKind::Sets) | None => {
+            "value = \"2;1\" (set ids in failover order) or \"1:70;2:30\" (set ids with weights)"
+        }
         Some(MtreeKind::Text) => "value = \"carrier-a\"",
         Some(MtreeKind::Int) => "value = 10",
     }
@@ -371,7 +405,7 @@ fn inline_value(d: &mut Diag<'_>, v: &Val<'_>, kind: MtreeKind, sets: Option<&Se
             }
         }
         (MtreeKind::Sets, DeValue::String(s)) => match parse_sets(s, sets) {
-            Ok(ids) => Some(MtreeValue::Sets(ids)),
+            Ok(v) => Some(v),
             Err((at, msg)) => {
                 report_in(d, v, s, at, msg);
                 None
@@ -404,7 +438,7 @@ fn inline_value(d: &mut Diag<'_>, v: &Val<'_>, kind: MtreeKind, sets: Option<&Se
 /// A CSV value, as text.
 fn csv_value(s: &str, kind: MtreeKind, sets: Option<&SetIds<'_>>) -> Result<MtreeValue, String> {
     match kind {
-        MtreeKind::Sets => parse_sets(s, sets).map(MtreeValue::Sets).map_err(|(_, e)| e),
+        MtreeKind::Sets => parse_sets(s, sets).map_err(|(_, e)| e),
         MtreeKind::Text => check_text(s).map(|()| MtreeValue::Text(s.to_string())),
         MtreeKind::Int => match s.parse::<i64>() {
             Ok(n) => Ok(MtreeValue::Int(n)),

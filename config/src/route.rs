@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 /// A pseudo-variable: a value read from the message or its context.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Pv {
     /// `$si`: source IP of the message.
     SrcIp,
@@ -115,7 +115,7 @@ impl std::fmt::Display for Pv {
 }
 
 /// A literal or pseudo-variable operand.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Operand {
     /// A pseudo-variable.
     Pv(Pv),
@@ -127,10 +127,41 @@ pub enum Operand {
     /// Kamailio's `myself`. Only valid on the right of `==`/`!=` with `$rd`, `$ru`, `$si`,
     /// `$fd`, `$td`.
     Myself,
+    /// `$sht(table=>key)`: the value of `key` in an `[[htable]]` (absent when the key is
+    /// missing or expired). Only on the left of a comparison, `=~`/`!~` or `in [...]`.
+    Sht(Sht),
+}
+
+/// `$sht(table=>key)`: an entry of an `[[htable]]`, as Kamailio's `$sht(table=>key)`.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Sht {
+    /// The table's name (validated to exist).
+    pub table: String,
+    /// The key: text and pseudo-variables, like `$si` or `$fU@$fd` (no `$sht` inside).
+    pub key: Template,
+}
+
+impl std::fmt::Display for Sht {
+    /// As written in a config: `$sht(ipban=>$si)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "$sht({}=>{})", self.table, self.key)
+    }
+}
+
+/// The value `sht_set` writes.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum ShtValue {
+    /// An integer literal (`sht_set ipban $si 1`).
+    Int(i64),
+    /// A quoted template, stored as text (`sht_set users $fU "$si:$sp"`).
+    Text(Template),
+    /// A pseudo-variable: an integer one (`$sp`, `$cs`, `$rs`...) stores an integer, any other
+    /// its text; an absent one writes nothing (a failed write).
+    Pv(Pv),
 }
 
 /// A comparison operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum CmpOp {
     /// `==` (numeric when both sides are integers, else byte-wise; `$rm` is case-sensitive,
     /// host pseudo-variables compare case-insensitively)
@@ -154,7 +185,7 @@ pub enum CmpOp {
 }
 
 /// A network prefix for `in` conditions on `$si`/`$Ri`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Cidr {
     /// Network address.
     pub addr: IpAddr,
@@ -163,24 +194,34 @@ pub struct Cidr {
 }
 
 /// A condition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
+#[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
 pub enum Expr {
     /// `a and b`
-    And(Box<Expr>, Box<Expr>),
+    And(#[rkyv(omit_bounds)] Box<Expr>, #[rkyv(omit_bounds)] Box<Expr>),
     /// `a or b`
-    Or(Box<Expr>, Box<Expr>),
+    Or(#[rkyv(omit_bounds)] Box<Expr>, #[rkyv(omit_bounds)] Box<Expr>),
     /// `not a`
-    Not(Box<Expr>),
+    Not(#[rkyv(omit_bounds)] Box<Expr>),
     /// `left OP right`
     Cmp(Operand, CmpOp, Operand),
     /// `left =~ "regex"` (`negated`: `!~`). Compiled at load; matches bytes.
-    Match { left: Operand, regex: regex::bytes::Regex, negated: bool },
+    Match {
+        left: Operand,
+        #[rkyv(with = RegexAsText)]
+        regex: regex::bytes::Regex,
+        negated: bool,
+    },
     /// `left in ["a", "b", 3]`
     InList(Operand, Vec<Operand>),
     /// `$si in 10.0.0.0/8` or `$si in [10.0.0.0/8, 192.0.2.1]`
     InNet(Operand, Vec<Cidr>),
     /// `exists $hdr(X)` / `exists $tt`: the value is present (even if empty).
     Exists(Pv),
+    /// `exists $sht(table=>key)`: the key is in the htable and not expired.
+    ShtExists(Sht),
     /// `has_totag`: the To header has a tag (an in-dialog request).
     HasToTag,
     /// `is_request`
@@ -192,7 +233,7 @@ pub enum Expr {
 }
 
 /// A piece of a value template: literal text or a pseudo-variable (`"from $si:$sp"`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Piece {
     /// Literal text.
     Text(String),
@@ -201,12 +242,25 @@ pub enum Piece {
 }
 
 /// A string that may contain pseudo-variables.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Template(pub Vec<Piece>);
+
+impl std::fmt::Display for Template {
+    /// As written (without quotes): `$fU@$fd`, a literal `$` as `\$`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.0 {
+            match p {
+                Piece::Text(t) => f.write_str(&t.replace('$', "\\$"))?,
+                Piece::Pv(pv) => write!(f, "{pv}")?,
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A forwarding target given explicitly: `forward "udp:192.0.2.10:5060"` or
 /// `forward "sip:192.0.2.10:5060"`. Host names are refused (no DNS on the hot path).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Target {
     /// The destination as written.
     pub text: String,
@@ -215,7 +269,10 @@ pub struct Target {
 }
 
 /// An action.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
+#[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
 pub enum Action {
     /// `forward`: stateless forward to `$du` if set, else to the top Route (after ringsip's
     /// own entries are removed) or the Request-URI; `forward "<target>"` to an explicit one.
@@ -227,6 +284,7 @@ pub enum Action {
         /// The dispatcher set id (validated to exist).
         set: u32,
         /// What to do when nothing is available.
+        #[rkyv(omit_bounds)]
         otherwise: Option<Box<Action>>,
     },
     /// `lookup <tree> <key>` / `lookup <tree> <key> else <action>`: the longest prefix of
@@ -239,6 +297,7 @@ pub enum Action {
         /// The key.
         key: Template,
         /// What to do when no prefix matches.
+        #[rkyv(omit_bounds)]
         otherwise: Option<Box<Action>>,
     },
     /// `select $mt` / `select $mt else <action>`: pick a destination from the dispatcher sets
@@ -246,6 +305,7 @@ pub enum Action {
     /// available destination); when none has one, or no lookup matched, run `otherwise`.
     SelectLookup {
         /// What to do when nothing is available.
+        #[rkyv(omit_bounds)]
         otherwise: Option<Box<Action>>,
     },
     /// `reply <code> "<reason>"`: answer the request statelessly (requests only).
@@ -277,10 +337,30 @@ pub enum Action {
     },
     /// `remove_header <Name>`: remove every line of the header.
     RemoveHeader(String),
+    /// `sht_set <table> <key> <value> [expires <duration>]`: write an htable entry. Without
+    /// `expires` the entry lives for the table's `autoexpire` (or forever without one).
+    ShtSet {
+        /// The table and the key.
+        sht: Sht,
+        /// The value.
+        value: ShtValue,
+        /// How long the entry lives (whole seconds, 1 s to 365 days).
+        expires: Option<std::time::Duration>,
+    },
+    /// `sht_inc <table> <key> [<by>]`: add `by` (default 1; negative subtracts) to the integer
+    /// at the key; a missing or expired key starts from 0.
+    ShtInc {
+        /// The table and the key.
+        sht: Sht,
+        /// What to add.
+        by: i64,
+    },
+    /// `sht_delete <table> <key>`: remove the key.
+    ShtDelete(Sht),
 }
 
 /// One rule.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Rule {
     /// Optional name (shown in logs and counters).
     pub name: Option<String>,
@@ -291,8 +371,41 @@ pub struct Rule {
 }
 
 /// A route: rules in order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Route {
     /// The rules.
     pub rules: Vec<Rule>,
+}
+
+/// Archives a compiled regular expression as its pattern; unarchiving compiles it again (a
+/// pattern that no longer compiles makes the snapshot invalid).
+pub struct RegexAsText;
+
+impl rkyv::with::ArchiveWith<regex::bytes::Regex> for RegexAsText {
+    type Archived = rkyv::string::ArchivedString;
+    type Resolver = rkyv::string::StringResolver;
+
+    fn resolve_with(field: &regex::bytes::Regex, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::string::ArchivedString::resolve_from_str(field.as_str(), resolver, out);
+    }
+}
+
+impl<S> rkyv::with::SerializeWith<regex::bytes::Regex, S> for RegexAsText
+where
+    S: rkyv::rancor::Fallible + rkyv::ser::Writer + ?Sized,
+    S::Error: rkyv::rancor::Source,
+{
+    fn serialize_with(field: &regex::bytes::Regex, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        rkyv::string::ArchivedString::serialize_from_str(field.as_str(), serializer)
+    }
+}
+
+impl<D> rkyv::with::DeserializeWith<rkyv::string::ArchivedString, regex::bytes::Regex, D> for RegexAsText
+where
+    D: rkyv::rancor::Fallible + ?Sized,
+    D::Error: rkyv::rancor::Source,
+{
+    fn deserialize_with(field: &rkyv::string::ArchivedString, _: &mut D) -> Result<regex::bytes::Regex, D::Error> {
+        regex::bytes::Regex::new(field.as_str()).map_err(<D::Error as rkyv::rancor::Source>::new)
+    }
 }

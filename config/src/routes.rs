@@ -30,6 +30,13 @@ pub(crate) struct TreeNames<'a> {
     pub(crate) complete: bool,
 }
 
+/// What the routes may refer to among the `[[htable]]` tables.
+pub(crate) struct TableNames<'a> {
+    pub(crate) names: &'a BTreeSet<String>,
+    /// False when some table's name could not be read: unknown names are then not reported.
+    pub(crate) complete: bool,
+}
+
 /// A use located in the TOML file.
 struct FileUse {
     kind: UseKind,
@@ -48,6 +55,7 @@ pub(crate) fn parse(
     t: &Table<'_, '_>,
     sets: Option<SetIds<'_>>,
     trees: TreeNames<'_>,
+    tables: TableNames<'_>,
 ) -> Option<Routes> {
     let mut routes: BTreeMap<String, Parsed> = BTreeMap::new();
     let mut ok = true;
@@ -98,6 +106,18 @@ pub(crate) fn parse(
                         format!("trees: {}", trees.names.keys().cloned().collect::<Vec<_>>().join(", "))
                     };
                     d.at(u.pos, format!("lookup {tree}: there is no [[mtree]] named \"{tree}\" ({known})"));
+                }
+                UseKind::Table(table) if tables.complete && !tables.names.contains(table) => {
+                    let names = || tables.names.iter().map(String::as_str);
+                    let list = names().collect::<Vec<_>>().join(", ");
+                    let msg = match closest(table, names()) {
+                        _ if tables.names.is_empty() => format!(
+                            "unknown htable \"{table}\" (no [[htable]] is defined; add one with name = \"{table}\")"
+                        ),
+                        Some(c) => format!("unknown htable \"{table}\" (did you mean \"{c}\"? htables: {list})"),
+                        None => format!("unknown htable \"{table}\" (htables: {list})"),
+                    };
+                    d.at(u.pos, msg);
                 }
                 UseKind::Call(target) => {
                     if matches!(target.as_str(), "request" | "reply") {

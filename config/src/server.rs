@@ -17,6 +17,8 @@ const KEYS: &[&str] = &[
     "shards",
     "cpus",
     "control_socket",
+    "control_tcp",
+    "control_token_file",
     "metrics",
     "log",
     "rcvbuf",
@@ -105,6 +107,37 @@ pub(crate) fn parse(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Server> {
         Some(PathBuf::from(s))
     });
 
+    let control_tcp = opt(&mut ok, t.get("control_tcp"), |v| {
+        let s = walk::string(d, v, "server.control_tcp")?;
+        values::socket_addr(s, "control_tcp").map_err(|e| d.span(&v.span(), e)).ok()
+    });
+    let control_token_file = opt(&mut ok, t.get("control_token_file"), |v| {
+        let s = walk::string(d, v, "server.control_token_file")?;
+        if s.is_empty() {
+            d.span(&v.span(), "server.control_token_file is empty: give the path of a file holding the token");
+            return None;
+        }
+        Some(PathBuf::from(s))
+    });
+    if let (Some(_), None) = (&control_tcp, &control_token_file) {
+        if let Some(v) = t.get("control_tcp") {
+            d.span(
+                &v.span(),
+                "server.control_tcp needs server.control_token_file: the TCP control listener only serves requests that carry the token",
+            );
+            ok = false;
+        }
+    }
+    if let (None, Some(_)) = (&control_tcp, &control_token_file) {
+        if let Some(v) = t.get("control_token_file") {
+            d.span(
+                &v.span(),
+                "server.control_token_file without server.control_tcp: the token is only for the TCP control listener",
+            );
+            ok = false;
+        }
+    }
+
     let metrics = opt(&mut ok, t.get("metrics"), |v| {
         let s = walk::string(d, v, "server.metrics")?;
         values::socket_addr(s, "metrics").map_err(|e| d.span(&v.span(), e)).ok()
@@ -142,6 +175,8 @@ pub(crate) fn parse(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Server> {
         shards,
         cpus,
         control_socket,
+        control_tcp,
+        control_token_file,
         metrics,
         log,
         rcvbuf,

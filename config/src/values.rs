@@ -357,9 +357,9 @@ mod tests {
     #[test]
     fn listens() {
         let l = listen("udp:127.0.0.1:5060").unwrap();
-        assert_eq!(l.addr, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(l.addr, "127.0.0.1:5060".parse::<std::net::SocketAddr>().unwrap());
         let l = listen("udp:[::1]:5060").unwrap();
-        assert_eq!(l.addr, "[::1]:5060".parse().unwrap());
+        assert_eq!(l.addr, "[::1]:5060".parse::<std::net::SocketAddr>().unwrap());
         assert!(listen("tcp:127.0.0.1:5060").unwrap_err().contains("not supported yet"));
         assert!(listen("udp:localhost:5060").unwrap_err().contains("host name"));
         assert!(listen("udp:127.0.0.1").unwrap_err().contains("needs a port"));
@@ -370,8 +370,11 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert_eq!(sip_uri("sip:127.0.0.1").unwrap(), "127.0.0.1:5060".parse().unwrap());
-        assert_eq!(sip_uri("sip:[2001:db8::1]:5080;lr").unwrap(), "[2001:db8::1]:5080".parse().unwrap());
+        assert_eq!(sip_uri("sip:127.0.0.1").unwrap(), "127.0.0.1:5060".parse::<std::net::SocketAddr>().unwrap());
+        assert_eq!(
+            sip_uri("sip:[2001:db8::1]:5080;lr").unwrap(),
+            "[2001:db8::1]:5080".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert!(sip_uri("sip:10.0.0.1;transport=UDP").is_ok());
         assert!(sip_uri("sip:10.0.0.1;transport=tcp").unwrap_err().contains("not supported yet"));
         assert!(sip_uri("sip:gw.example.com").unwrap_err().contains("host names need DNS"));
@@ -379,7 +382,7 @@ mod tests {
         assert!(sip_uri("tel:+15551234").is_err());
         assert!(sip_uri("sip:10.0.0.1:70000").unwrap_err().contains("port 70000 out of range"));
         assert!(sip_uri("sip:alice@10.0.0.1").is_err());
-        assert_eq!(target("udp:10.0.0.1:5070").unwrap(), "10.0.0.1:5070".parse().unwrap());
+        assert_eq!(target("udp:10.0.0.1:5070").unwrap(), "10.0.0.1:5070".parse::<std::net::SocketAddr>().unwrap());
         assert!(target("udp:10.0.0.1").is_err());
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ringsip_config::route::{Action, CmpOp, Expr, Operand, Piece, Pv, Template};
+use ringsip_config::route::{Action, CmpOp, Expr, Operand, Piece, Pv, Sht, ShtValue, Template};
 use ringsip_config::{Algorithm, Config, parse};
 
 fn doc() -> String {
@@ -123,8 +123,35 @@ fn reference_routes() {
         other => panic!("{other:?}"),
     }
     assert_eq!(safeguard[0].actions, vec![Action::Drop]);
+    // ... banned sources are dropped, and a source over 30 requests is banned
+    let rule = |name: &str| safeguard.iter().find(|r| r.name.as_deref() == Some(name)).unwrap();
+    let si = Template(vec![Piece::Pv(Pv::SrcIp)]);
+    let ipban = Sht { table: "ipban".into(), key: si.clone() };
+    let pike = Sht { table: "pike".into(), key: si };
+    assert!(matches!(&rule("banned").cond, Some(Expr::ShtExists(s)) if *s == ipban));
+    assert_eq!(rule("count").actions, vec![Action::ShtInc { sht: pike.clone(), by: 1 }]);
+    assert!(matches!(&rule("flood").cond, Some(Expr::Cmp(Operand::Sht(s), CmpOp::Gt, Operand::Int(30))) if *s == pike));
+    assert_eq!(
+        rule("flood").actions,
+        vec![Action::ShtSet { sht: ipban, value: ShtValue::Int(1), expires: None }, Action::Drop]
+    );
+    assert_eq!(c.htables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ipban", "pike"]);
 
     let reply = c.routes.reply.as_ref().unwrap();
     assert!(matches!(&reply.rules[0].cond, Some(Expr::Exists(Pv::Hdr(h))) if h == "X-Received-From"));
     assert_eq!(reply.rules[0].actions, vec![Action::RemoveHeader("X-Received-From".into())]);
+}
+
+#[test]
+fn the_htable_route_example_is_valid() {
+    // the SAFEGUARD snippet of "Using a table in routes" is a whole config but for [server]
+    let doc = doc();
+    let start = doc.find("### Using a table in routes").expect("the section");
+    let section = &doc[start..];
+    let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    assert!(block.contains("sht_set ipban $si 1"), "{block}");
+    let text = format!("[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\n{block}");
+    let c = parse(&text, Path::new("docs/config.md")).unwrap_or_else(|e| panic!("{e}\n--- config:\n{text}"));
+    assert_eq!(c.htables.len(), 2);
+    assert_eq!(c.routes.request.rules.len(), 3);
 }

@@ -79,7 +79,7 @@ fn base_is_valid() {
 fn unknown_key_top_level() {
     let text = format!("{BASE}\n[logging]\nlevel = 1\n");
     let e = expect(&text, "[logging]", "unknown key \"logging\"");
-    assert!(e.message.contains("allowed: server, dispatcher, mtree, route"), "{}", e.message);
+    assert!(e.message.contains("allowed: server, dispatcher, mtree, htable, route"), "{}", e.message);
     assert_eq!(e.col, 2);
 }
 
@@ -147,7 +147,7 @@ fn bad_listen() {
     }
     let text = BASE.replace("udp:127.0.0.1:5060", "udp:[2001:db8::1]:5060");
     let c = parse(&text, Path::new("t.toml")).unwrap();
-    assert_eq!(c.server.listen[0].addr, "[2001:db8::1]:5060".parse().unwrap());
+    assert_eq!(c.server.listen[0].addr, "[2001:db8::1]:5060".parse::<std::net::SocketAddr>().unwrap());
     assert_eq!(c.dispatcher.sets[0].probe.from, "sip:ringsip@[2001:db8::1]");
 }
 

@@ -17,7 +17,7 @@ fn server_section() {
     let s = &c.server;
     assert_eq!(s.listen.len(), 1);
     assert_eq!(s.listen[0].transport, Transport::Udp);
-    assert_eq!(s.listen[0].addr, "127.0.0.1:5060".parse().unwrap());
+    assert_eq!(s.listen[0].addr, "127.0.0.1:5060".parse::<std::net::SocketAddr>().unwrap());
     assert_eq!(s.listen[0].text, "udp:127.0.0.1:5060");
     assert_eq!(s.control_socket.as_deref(), Some(Path::new("/tmp/ringsip.sock")));
     assert_eq!(s.metrics, Some("127.0.0.1:9090".parse().unwrap()));

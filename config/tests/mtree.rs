@@ -514,3 +514,27 @@ fn several_errors_reported_together() {
     assert_eq!(got, want, "{}", Errors(errs.clone()));
     assert!(errs[3].message.starts_with("set 3 in \"3\""), "{}", errs[3]);
 }
+
+#[test]
+fn weighted_set_values() {
+    let text = with_tree(
+        "name = \"routes\"\ntype = \"sets\"\nentries = [{ prefix = \"49\", value = \"1:70; 2:30\" }, { prefix = \"44\", value = \"2;1\" }]",
+    );
+    let c = ok(&text, Path::new("t.toml"));
+    assert_eq!(c.mtrees[0].entries[0].value, MtreeValue::WeightedSets(vec![(1, 70), (2, 30)]));
+    assert_eq!(c.mtrees[0].entries[1].value, MtreeValue::Sets(vec![2, 1]));
+    for (value, message) in [
+        ("1:70;2", "give every set a weight"),
+        ("1;2:30", "give every set a weight"),
+        ("1:0;2:5", "weight \\\"0\\\" of \\\"1:0\\\" must be a whole number 1-1000000"),
+        ("1:x", "must be a whole number"),
+        ("1:5;1:5", "set 1 is listed twice"),
+        ("9:5", "there is no dispatcher set with id 9"),
+    ] {
+        let text = with_tree(&format!(
+            "name = \"routes\"\ntype = \"sets\"\nentries = [{{ prefix = \"49\", value = \"{value}\" }}]"
+        ));
+        let errs = errors(&text);
+        assert!(errs.iter().any(|e| e.message.contains(&message.replace("\\\"", "\""))), "{value}: {errs:?}");
+    }
+}

@@ -20,6 +20,13 @@ use ringsip_proto::proxy::Fnv;
 const ACTIVE: u8 = 1;
 const DISABLED: u8 = 2;
 
+/// No operator override: the config's `state` applies.
+const FORCED_NONE: u8 = 0;
+/// An operator disabled the destination at run time.
+const FORCED_DISABLED: u8 = 1;
+/// An operator enabled the destination at run time (even if the config disables it).
+const FORCED_ENABLED: u8 = 2;
+
 /// One destination and its shared health.
 #[derive(Debug)]
 pub struct Dest {
@@ -34,6 +41,8 @@ pub struct Dest {
     /// Free-form attributes.
     pub attrs: String,
     state: AtomicU8,
+    /// What an operator forced with `ringsipctl dispatcher set-state`: `FORCED_*`.
+    forced: AtomicU8,
     answered_seq: AtomicU32,
     answered_code: AtomicU16,
 }
@@ -61,6 +70,28 @@ impl Dest {
             self.state.fetch_or(DISABLED, Ordering::Relaxed);
         } else {
             self.state.fetch_and(!DISABLED, Ordering::Relaxed);
+        }
+    }
+
+    /// An operator's run-time choice (`ringsipctl dispatcher set-state`): disabled or
+    /// enabled, remembered across config pushes until the next operator choice.
+    pub fn force_disabled(&self, disabled: bool) {
+        self.forced.store(if disabled { FORCED_DISABLED } else { FORCED_ENABLED }, Ordering::Relaxed);
+        self.set_disabled(disabled);
+    }
+
+    /// Mark the destination up or down by hand (`ringsipctl dispatcher set-state ... active|inactive`);
+    /// probing may change it again.
+    pub fn mark_active(&self, active: bool) {
+        self.set_active(active);
+    }
+
+    /// Whether an operator forced the administrative state: `Some(disabled)`.
+    pub fn forced(&self) -> Option<bool> {
+        match self.forced.load(Ordering::Relaxed) {
+            FORCED_DISABLED => Some(true),
+            FORCED_ENABLED => Some(false),
+            _ => None,
         }
     }
 
@@ -129,6 +160,11 @@ impl Cursor {
         Cursor { rr: vec![seed as u32; d.sets.len()], rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 }
     }
 
+    /// A random number below `n` (0 when `n` is 0), from this shard's generator.
+    pub fn random_below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.random() % n }
+    }
+
     fn random(&mut self) -> u64 {
         // xorshift64*
         let mut x = self.rng;
@@ -159,6 +195,7 @@ impl Dispatcher {
                         // destinations start active; probing takes them out (Kamailio starts
                         // them active too unless flagged otherwise)
                         state: AtomicU8::new(ACTIVE | if d.disabled { DISABLED } else { 0 }),
+                        forced: AtomicU8::new(FORCED_NONE),
                         answered_seq: AtomicU32::new(0),
                         answered_code: AtomicU16::new(0),
                     })
@@ -170,6 +207,30 @@ impl Dispatcher {
             })
             .collect();
         Dispatcher { sets }
+    }
+
+    /// Carry run-time state over from the dispatcher of the previous snapshot: a
+    /// destination with the same set id and the same URI keeps its probed health
+    /// (active/inactive) and any operator override of its administrative state. New
+    /// destinations start active; removed ones are forgotten. Call before publishing.
+    pub fn inherit(&self, old: &Dispatcher) -> usize {
+        let mut kept = 0;
+        for set in &self.sets {
+            let Some(prev) = old.sets.iter().find(|s| s.id == set.id) else { continue };
+            for d in &set.dests {
+                let Some(o) = prev.dests.iter().find(|o| o.uri == d.uri && o.addr == d.addr) else { continue };
+                d.set_active(o.is_active());
+                let forced = o.forced.load(Ordering::Relaxed);
+                d.forced.store(forced, Ordering::Relaxed);
+                match forced {
+                    FORCED_DISABLED => d.set_disabled(true),
+                    FORCED_ENABLED => d.set_disabled(false),
+                    _ => {}
+                }
+                kept += 1;
+            }
+        }
+        kept
     }
 
     /// Index of set `id`.

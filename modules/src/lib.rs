@@ -6,8 +6,10 @@
 //! [`sticky`] table, and the [`stateless`] proxy that plugs them into the shard runtime.
 
 pub mod dispatcher;
+pub mod htable;
 pub mod mtree;
 pub mod route;
+pub mod snapshot;
 pub mod stateless;
 pub mod stats;
 pub mod sticky;

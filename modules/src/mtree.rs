@@ -58,6 +58,8 @@ pub enum BuildError {
     },
     /// More than 2^32 - 2 nodes or entries.
     TooLarge,
+    /// A tree image (from a snapshot) is not a tree this module built: what is wrong.
+    BadImage(&'static str),
 }
 
 impl fmt::Display for BuildError {
@@ -72,6 +74,7 @@ impl fmt::Display for BuildError {
             }
             BuildError::Duplicate { first, second } => write!(f, "entry {second} repeats the prefix of entry {first}"),
             BuildError::TooLarge => write!(f, "too many prefixes for one tree"),
+            BuildError::BadImage(why) => write!(f, "invalid tree image: {why}"),
         }
     }
 }
@@ -317,6 +320,100 @@ impl<V> Mtree<V> {
     /// The alphabet.
     pub fn alphabet(&self) -> &Alphabet {
         &self.alphabet
+    }
+}
+
+/// A built tree in the form a config snapshot carries it (rkyv-archived): the node array as
+/// it is used for lookups, so loading a snapshot copies arrays instead of sorting and
+/// building again (1,000,000 prefixes: see `docs/config.md`, "Snapshots").
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct TreeImage {
+    /// The alphabet's characters, in order.
+    pub alphabet: Vec<u8>,
+    /// Nodes, breadth first: `[first_child, child bitmap, value index + 1 or 0]`.
+    pub nodes: Vec<[u32; 3]>,
+    /// The value of each entry.
+    pub values: Vec<u32>,
+    /// The prefix length of each entry.
+    pub lens: Vec<u8>,
+}
+
+impl Mtree<u32> {
+    /// The tree as a snapshot carries it.
+    pub fn image(&self) -> TreeImage {
+        TreeImage {
+            alphabet: self.alphabet.chars.to_vec(),
+            nodes: self.nodes.iter().map(|n| [n.first_child, n.bits, n.value]).collect(),
+            values: self.values.to_vec(),
+            lens: self.lens.to_vec(),
+        }
+    }
+
+    /// Load a tree from its archived image, checking that it has exactly the shape
+    /// [`Mtree::build`] produces: children allocated breadth first and contiguously (so the
+    /// nodes form a tree: no cycle, no shared child), no child for a character outside the
+    /// alphabet, depth at most [`MAX_PREFIX`], every value index in range and used once, and
+    /// every value below `distinct`. A snapshot is checked byte by byte by rkyv; this checks
+    /// what rkyv cannot, so that no lookup can index out of bounds or loop.
+    pub fn from_archived(image: &ArchivedTreeImage, distinct: usize) -> Result<Mtree<u32>, BuildError> {
+        let alphabet = Alphabet::new(&image.alphabet)?;
+        let n_values = image.values.len();
+        if image.lens.len() != n_values {
+            return Err(BuildError::BadImage("values and prefix lengths differ in number"));
+        }
+        if n_values >= u32::MAX as usize - 1 || image.nodes.len() >= u32::MAX as usize - 1 {
+            return Err(BuildError::TooLarge);
+        }
+        if image.nodes.is_empty() {
+            return Err(BuildError::BadImage("no root node"));
+        }
+        let limit = if alphabet.chars.len() == 32 { u32::MAX } else { (1u32 << alphabet.chars.len()) - 1 };
+        let mut nodes = Vec::with_capacity(image.nodes.len());
+        let mut depth = vec![0u8; image.nodes.len()];
+        let mut used = vec![false; n_values];
+        let mut next = 1usize;
+        for (i, n) in image.nodes.iter().enumerate() {
+            let node = Node { first_child: n[0].to_native(), bits: n[1].to_native(), value: n[2].to_native() };
+            if node.bits & !limit != 0 {
+                return Err(BuildError::BadImage("a child for a character outside the alphabet"));
+            }
+            let children = node.bits.count_ones() as usize;
+            if children > 0 {
+                if node.first_child as usize != next {
+                    return Err(BuildError::BadImage("children are not laid out breadth first"));
+                }
+                if depth[i] as usize >= MAX_PREFIX {
+                    return Err(BuildError::BadImage("deeper than the longest prefix"));
+                }
+                next += children;
+                if next > image.nodes.len() {
+                    return Err(BuildError::BadImage("a child index is out of range"));
+                }
+                let below = depth[i] + 1;
+                depth[node.first_child as usize..next].fill(below);
+            }
+            if node.value != 0 {
+                let v = node.value as usize - 1;
+                if v >= n_values || std::mem::replace(&mut used[v], true) {
+                    return Err(BuildError::BadImage("a value index is out of range or used twice"));
+                }
+                if usize::from(image.lens[v]) != usize::from(depth[i]) {
+                    return Err(BuildError::BadImage("a prefix length does not match its depth"));
+                }
+            }
+            nodes.push(node);
+        }
+        if next != image.nodes.len() {
+            return Err(BuildError::BadImage("nodes that no parent reaches"));
+        }
+        if used.iter().any(|u| !u) {
+            return Err(BuildError::BadImage("a value that no node holds"));
+        }
+        let values: Box<[u32]> = image.values.iter().map(|v| v.to_native()).collect();
+        if values.iter().any(|&v| v as usize >= distinct) {
+            return Err(BuildError::BadImage("a value refers to a missing distinct value"));
+        }
+        Ok(Mtree { alphabet, nodes: nodes.into_boxed_slice(), values, lens: image.lens.to_vec().into_boxed_slice() })
     }
 }
 

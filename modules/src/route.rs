@@ -3,11 +3,17 @@
 //! resolved, regexes compiled), pseudo-variable lookup, and value templates.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use ringsip_config::route::{self as ast, Cidr, CmpOp, Piece};
 use ringsip_proto::{HeaderName, Message, Uri};
 
+use crate::htable::{HtError, Tables, Value};
 use crate::mtree::{Alphabet, BuildError, Mtree};
+
+/// The longest htable key a route builds (`$sht(...)`, `sht_*`): keys are rendered into a
+/// stack buffer of this size; a longer one reads as absent and cannot be written.
+pub const MAX_SHT_KEY: usize = 256;
 
 /// A pseudo-variable, resolved.
 #[derive(Clone, Debug)]
@@ -134,6 +140,73 @@ pub enum Operand {
     Lit(Lit),
     /// `myself`.
     Myself,
+    /// `$sht(table=>key)`.
+    Sht(Sht),
+}
+
+/// `$sht(table=>key)`, resolved: the table's index in the snapshot's [`Tables`] (config
+/// order) and the key template.
+#[derive(Clone, Debug)]
+pub struct Sht {
+    /// Index of the table in [`Ctx::htables`].
+    pub table: usize,
+    /// The key.
+    pub key: Template,
+}
+
+/// The value `sht_set` writes.
+#[derive(Clone, Debug)]
+pub enum ShtValue {
+    /// An integer.
+    Int(i64),
+    /// Text, rendered.
+    Text(Template),
+    /// A pseudo-variable: an integer one stores an integer, any other its text.
+    Pv(Pv),
+}
+
+/// A route's write to an htable.
+#[derive(Clone, Debug)]
+pub enum ShtWrite {
+    /// `sht_set`: the value and its own lifetime (`None`: the table's autoexpire).
+    Set(Sht, ShtValue, Option<Duration>),
+    /// `sht_inc`.
+    Inc(Sht, i64),
+    /// `sht_delete`.
+    Delete(Sht),
+}
+
+impl ShtWrite {
+    /// The table written to (an index in [`Ctx::htables`]).
+    pub fn table(&self) -> usize {
+        match self {
+            ShtWrite::Set(s, ..) | ShtWrite::Inc(s, _) | ShtWrite::Delete(s) => s.table,
+        }
+    }
+}
+
+/// Why a route's htable write did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShtWriteError {
+    /// The key rendered empty or longer than [`MAX_SHT_KEY`] bytes.
+    Key,
+    /// The value's pseudo-variable is absent, or its text does not fit the scratch buffer.
+    Value,
+    /// The snapshot has no table at the compiled index (cannot happen with a checked config).
+    NoTable,
+    /// The table refused it (full, `sht_inc` on text, overflow).
+    Table(HtError),
+}
+
+impl std::fmt::Display for ShtWriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShtWriteError::Key => write!(f, "the key is empty or longer than {MAX_SHT_KEY} bytes"),
+            ShtWriteError::Value => f.write_str("the value is absent or too long"),
+            ShtWriteError::NoTable => f.write_str("no such htable in this snapshot"),
+            ShtWriteError::Table(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// A compiled condition.
@@ -155,6 +228,8 @@ pub enum Expr {
     InNet(Operand, Vec<Cidr>),
     /// presence
     Exists(Pv),
+    /// an htable key is present and not expired
+    ShtExists(Sht),
     /// To has a tag
     HasToTag,
     /// a request
@@ -263,6 +338,8 @@ pub enum Action {
     AppendHeader(Box<[u8]>, Template),
     /// remove a header
     RemoveHeader(HeaderName, Box<[u8]>),
+    /// write to an htable
+    Sht(ShtWrite),
 }
 
 /// A compiled rule.
@@ -291,6 +368,9 @@ pub struct Program {
     pub trees: Vec<Table>,
     /// Their names.
     pub tree_names: Vec<String>,
+    /// The names of the `[[htable]]` tables, in config order (the order of the snapshot's
+    /// [`Tables`], which `$sht` and `sht_*` index).
+    pub htable_names: Vec<String>,
 }
 
 /// An mtree value at run time: its text (what `$mt` reads) and, for a sets tree, the
@@ -299,8 +379,10 @@ pub struct Program {
 pub struct MtValue {
     /// The value as text (`2;1`, `gw-east`, `42`).
     pub text: Box<[u8]>,
-    /// Dispatcher set indices (sets trees only).
+    /// Dispatcher set indices (sets trees only); weighted values by descending weight.
     pub sets: Box<[usize]>,
+    /// The weights of `sets` for a weighted value (`"1:70;2:30"`); empty: failover order.
+    pub weights: Box<[u32]>,
 }
 
 /// A built `[[mtree]]`: the tree maps prefixes to indices of distinct values (an LCR table
@@ -355,74 +437,147 @@ impl Table {
     }
 }
 
-/// Build the config's trees; an error names the tree and the entry's origin.
-fn build_trees(
-    tables: &[ringsip_config::MtreeTable],
-    set_index: &dyn Fn(u32) -> Option<usize>,
-) -> Result<Vec<Table>, String> {
+/// Build one `[[mtree]]` from its entries: the tree (values are indices of distinct values)
+/// and the distinct values, in config form. An error names the tree and the entry's origin.
+pub fn build_tree(t: &ringsip_config::MtreeTable) -> Result<(Mtree<u32>, Vec<ringsip_config::MtreeValue>), String> {
     use ringsip_config::MtreeValue as V;
     use std::collections::HashMap;
-    let mut out = Vec::with_capacity(tables.len());
-    for t in tables {
-        let alphabet = Alphabet::new(t.alphabet.as_bytes()).map_err(|e| format!("mtree {}: {e}", t.name))?;
-        let mut entries = Vec::with_capacity(t.entries.len());
-        let mut values: Vec<MtValue> = Vec::new();
-        let mut seen: HashMap<&V, u32> = HashMap::new();
-        for e in &t.entries {
-            if let Some(&i) = seen.get(&e.value) {
-                entries.push((e.prefix.as_bytes(), i));
-                continue;
+    let alphabet = Alphabet::new(t.alphabet.as_bytes()).map_err(|e| format!("mtree {}: {e}", t.name))?;
+    let mut entries = Vec::with_capacity(t.entries.len());
+    let mut distinct: Vec<V> = Vec::new();
+    let mut seen: HashMap<&V, u32> = HashMap::new();
+    for e in &t.entries {
+        let i = match seen.get(&e.value) {
+            Some(&i) => i,
+            None => {
+                let i =
+                    u32::try_from(distinct.len()).map_err(|_| format!("mtree {}: too many distinct values", t.name))?;
+                distinct.push(e.value.clone());
+                seen.insert(&e.value, i);
+                i
             }
-            let value = match &e.value {
-                V::Sets(ids) => MtValue {
-                    text: ids.iter().map(u32::to_string).collect::<Vec<_>>().join(";").into_bytes().into(),
-                    sets: ids
-                        .iter()
-                        .map(|id| {
-                            set_index(*id).ok_or_else(|| format!("{}: dispatcher set {id} does not exist", e.origin))
-                        })
-                        .collect::<Result<_, _>>()?,
-                },
-                V::Text(s) => MtValue { text: s.as_bytes().into(), sets: Box::new([]) },
-                V::Int(i) => MtValue { text: i.to_string().into_bytes().into(), sets: Box::new([]) },
-            };
-            let i = u32::try_from(values.len()).map_err(|_| format!("mtree {}: too many distinct values", t.name))?;
-            values.push(value);
-            seen.insert(&e.value, i);
-            entries.push((e.prefix.as_bytes(), i));
-        }
-        let tree = Mtree::build(alphabet, entries).map_err(|err| match err {
-            BuildError::BadChar { entry, .. } | BuildError::TooLong { entry, .. } => {
-                format!("{}: mtree {}: {err}", t.entries[entry].origin, t.name)
-            }
-            BuildError::Duplicate { first, second } => format!(
-                "{}: mtree {}: prefix \"{}\" repeats {}",
-                t.entries[second].origin, t.name, t.entries[second].prefix, t.entries[first].origin
-            ),
-            other => format!("mtree {}: {other}", t.name),
-        })?;
-        out.push(Table { tree, values });
+        };
+        entries.push((e.prefix.as_bytes(), i));
     }
-    Ok(out)
+    let tree = Mtree::build(alphabet, entries).map_err(|err| match err {
+        BuildError::BadChar { entry, .. } | BuildError::TooLong { entry, .. } => {
+            format!("{}: mtree {}: {err}", t.entries[entry].origin, t.name)
+        }
+        BuildError::Duplicate { first, second } => format!(
+            "{}: mtree {}: prefix \"{}\" repeats {}",
+            t.entries[second].origin, t.name, t.entries[second].prefix, t.entries[first].origin
+        ),
+        other => format!("mtree {}: {other}", t.name),
+    })?;
+    Ok((tree, distinct))
+}
+
+impl Table {
+    /// A run-time table from a built tree and its distinct values; `set_index` maps the
+    /// dispatcher set ids of a sets tree to set indices (an unknown id is an error).
+    pub fn new(
+        name: &str,
+        tree: Mtree<u32>,
+        distinct: &[ringsip_config::MtreeValue],
+        set_index: &dyn Fn(u32) -> Option<usize>,
+    ) -> Result<Table, String> {
+        use ringsip_config::MtreeValue as V;
+        let values = distinct
+            .iter()
+            .map(|v| {
+                Ok(match v {
+                    V::Sets(ids) => MtValue {
+                        text: ids.iter().map(u32::to_string).collect::<Vec<_>>().join(";").into_bytes().into(),
+                        sets: ids
+                            .iter()
+                            .map(|id| {
+                                set_index(*id)
+                                    .ok_or_else(|| format!("mtree {name}: dispatcher set {id} does not exist"))
+                            })
+                            .collect::<Result<_, String>>()?,
+                        weights: Box::new([]),
+                    },
+                    V::WeightedSets(pairs) => {
+                        let mut by_weight: Vec<(u32, u32)> = pairs.clone();
+                        by_weight.sort_by_key(|&(_, w)| std::cmp::Reverse(w));
+                        MtValue {
+                            text: pairs
+                                .iter()
+                                .map(|(id, w)| format!("{id}:{w}"))
+                                .collect::<Vec<_>>()
+                                .join(";")
+                                .into_bytes()
+                                .into(),
+                            sets: by_weight
+                                .iter()
+                                .map(|(id, _)| {
+                                    set_index(*id)
+                                        .ok_or_else(|| format!("mtree {name}: dispatcher set {id} does not exist"))
+                                })
+                                .collect::<Result<_, String>>()?,
+                            weights: by_weight.iter().map(|&(_, w)| w).collect(),
+                        }
+                    }
+                    V::Text(s) => MtValue { text: s.as_bytes().into(), sets: Box::new([]), weights: Box::new([]) },
+                    V::Int(i) => {
+                        MtValue { text: i.to_string().into_bytes().into(), sets: Box::new([]), weights: Box::new([]) }
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Table { tree, values })
+    }
+
+    /// The tree.
+    pub fn tree(&self) -> &Mtree<u32> {
+        &self.tree
+    }
+
+    /// Every prefix of `key` in the tree, longest first: (prefix length, value).
+    pub fn matches<'t>(&'t self, key: &[u8]) -> impl Iterator<Item = (usize, &'t MtValue)> + 't {
+        let m = self.tree.matches(key);
+        m.filter_map(|(len, &v)| Some((len, self.values.get(v as usize)?)))
+    }
 }
 
 impl Program {
-    /// Compile validated routes; `set_index` maps a dispatcher set id to its index.
+    /// Compile validated routes; `set_index` maps a dispatcher set id to its index. Builds
+    /// the trees from their entries. htables are referred to by their index in `htables`.
     pub fn compile(
         routes: &ringsip_config::Routes,
         mtrees: &[ringsip_config::MtreeTable],
+        htables: &[ringsip_config::HtableDef],
+        set_index: impl Fn(u32) -> Option<usize>,
+    ) -> Result<Program, String> {
+        let mut tables = Vec::with_capacity(mtrees.len());
+        for t in mtrees {
+            let (tree, distinct) = build_tree(t)?;
+            tables.push(Table::new(&t.name, tree, &distinct, &set_index)?);
+        }
+        let tree_names = mtrees.iter().map(|t| t.name.clone()).collect();
+        let htable_names = htables.iter().map(|t| t.name.clone()).collect();
+        Program::with_tables(routes, tree_names, tables, htable_names, set_index)
+    }
+
+    /// Compile validated routes over trees that are already built (from a snapshot);
+    /// `htable_names` are the `[[htable]]` names in config order.
+    pub fn with_tables(
+        routes: &ringsip_config::Routes,
+        tree_names: Vec<String>,
+        trees: Vec<Table>,
+        htable_names: Vec<String>,
         set_index: impl Fn(u32) -> Option<usize>,
     ) -> Result<Program, String> {
         let names: Vec<String> = routes.named.keys().cloned().collect();
-        let tree_names: Vec<String> = mtrees.iter().map(|t| t.name.clone()).collect();
-        let c = Compiler { names: &names, tree_names: &tree_names, set_index: &set_index };
+        let c = Compiler { names: &names, tree_names: &tree_names, htable_names: &htable_names, set_index: &set_index };
         Ok(Program {
             request: c.route(&routes.request)?,
             reply: routes.reply.as_ref().map(|r| c.route(r)).transpose()?,
             named: routes.named.values().map(|r| c.route(r)).collect::<Result<_, _>>()?,
             names,
-            trees: build_trees(mtrees, &set_index)?,
+            trees,
             tree_names,
+            htable_names,
         })
     }
 }
@@ -430,6 +585,7 @@ impl Program {
 struct Compiler<'c> {
     names: &'c [String],
     tree_names: &'c [String],
+    htable_names: &'c [String],
     set_index: &'c dyn Fn(u32) -> Option<usize>,
 }
 
@@ -440,40 +596,54 @@ impl Compiler<'_> {
             .map(|rule| {
                 Ok(Rule {
                     name: rule.name.clone(),
-                    cond: rule.cond.as_ref().map(|e| self.expr(e)),
+                    cond: rule.cond.as_ref().map(|e| self.expr(e)).transpose()?,
                     actions: rule.actions.iter().map(|a| self.action(a)).collect::<Result<_, _>>()?,
                 })
             })
             .collect()
     }
 
-    fn operand(&self, o: &ast::Operand) -> Operand {
-        match o {
+    fn operand(&self, o: &ast::Operand) -> Result<Operand, String> {
+        Ok(match o {
             ast::Operand::Pv(pv) => Operand::Pv(Pv::compile(pv)),
             ast::Operand::Str(s) => Operand::Lit(Lit::new(s.as_bytes())),
             ast::Operand::Int(i) => {
                 Operand::Lit(Lit { bytes: i.to_string().into_bytes().into(), int: Some(*i), ip: None })
             }
             ast::Operand::Myself => Operand::Myself,
-        }
+            ast::Operand::Sht(s) => Operand::Sht(self.sht(s)?),
+        })
     }
 
-    fn expr(&self, e: &ast::Expr) -> Expr {
+    fn sht(&self, s: &ast::Sht) -> Result<Sht, String> {
+        let table = self
+            .htable_names
+            .iter()
+            .position(|n| *n == s.table)
+            .ok_or_else(|| format!("htable {} does not exist", s.table))?;
+        Ok(Sht { table, key: Template::compile(&s.key) })
+    }
+
+    fn expr(&self, e: &ast::Expr) -> Result<Expr, String> {
         use ast::Expr as E;
-        match e {
-            E::And(a, b) => Expr::And(Box::new(self.expr(a)), Box::new(self.expr(b))),
-            E::Or(a, b) => Expr::Or(Box::new(self.expr(a)), Box::new(self.expr(b))),
-            E::Not(a) => Expr::Not(Box::new(self.expr(a))),
-            E::Cmp(l, op, r) => Expr::Cmp(self.operand(l), *op, self.operand(r)),
-            E::Match { left, regex, negated } => Expr::Match(self.operand(left), regex.clone(), *negated),
-            E::InList(l, items) => Expr::InList(self.operand(l), items.iter().map(|i| self.operand(i)).collect()),
-            E::InNet(l, nets) => Expr::InNet(self.operand(l), nets.clone()),
+        let boxed = |e: &ast::Expr| self.expr(e).map(Box::new);
+        Ok(match e {
+            E::And(a, b) => Expr::And(boxed(a)?, boxed(b)?),
+            E::Or(a, b) => Expr::Or(boxed(a)?, boxed(b)?),
+            E::Not(a) => Expr::Not(boxed(a)?),
+            E::Cmp(l, op, r) => Expr::Cmp(self.operand(l)?, *op, self.operand(r)?),
+            E::Match { left, regex, negated } => Expr::Match(self.operand(left)?, regex.clone(), *negated),
+            E::InList(l, items) => {
+                Expr::InList(self.operand(l)?, items.iter().map(|i| self.operand(i)).collect::<Result<_, _>>()?)
+            }
+            E::InNet(l, nets) => Expr::InNet(self.operand(l)?, nets.clone()),
             E::Exists(pv) => Expr::Exists(Pv::compile(pv)),
+            E::ShtExists(s) => Expr::ShtExists(self.sht(s)?),
             E::HasToTag => Expr::HasToTag,
             E::IsRequest => Expr::IsRequest,
             E::IsReply => Expr::IsReply,
             E::True => Expr::True,
-        }
+        })
     }
 
     fn action(&self, a: &ast::Action) -> Result<Action, String> {
@@ -507,6 +677,16 @@ impl Compiler<'_> {
             A::RemoveHeader(name) => {
                 Action::RemoveHeader(HeaderName::from_bytes(name.as_bytes()), name.as_bytes().into())
             }
+            A::ShtSet { sht, value, expires } => {
+                let value = match value {
+                    ast::ShtValue::Int(i) => ShtValue::Int(*i),
+                    ast::ShtValue::Text(t) => ShtValue::Text(Template::compile(t)),
+                    ast::ShtValue::Pv(pv) => ShtValue::Pv(Pv::compile(pv)),
+                };
+                Action::Sht(ShtWrite::Set(self.sht(sht)?, value, *expires))
+            }
+            A::ShtInc { sht, by } => Action::Sht(ShtWrite::Inc(self.sht(sht)?, *by)),
+            A::ShtDelete(sht) => Action::Sht(ShtWrite::Delete(self.sht(sht)?)),
         })
     }
 }
@@ -580,6 +760,10 @@ pub struct Ctx<'m, 'a> {
     pub trees: &'m [Table],
     /// What the last `lookup` matched: (tree, entry).
     pub mt: Option<(usize, usize)>,
+    /// The snapshot's htables (for `$sht` and `sht_*`).
+    pub htables: &'m Tables,
+    /// When the message was received: the time htable entries expire against.
+    pub now: Instant,
 }
 
 impl<'m> Ctx<'m, '_> {
@@ -633,7 +817,88 @@ impl<'m> Ctx<'m, '_> {
         match o {
             Operand::Pv(pv) => self.fetch(pv),
             Operand::Lit(l) => Val::Bytes(&l.bytes),
-            Operand::Myself => Val::None,
+            // read through `with_operand` (the value lives in the table)
+            Operand::Myself | Operand::Sht(_) => Val::None,
+        }
+    }
+
+    /// Call `f` with the value of `o`; an htable entry is read in place.
+    fn with_operand<R>(&self, o: &'m Operand, f: impl FnMut(Val<'_>) -> R) -> R {
+        match o {
+            Operand::Sht(s) => self.sht(s, f),
+            other => {
+                let mut f = f;
+                f(self.operand(other))
+            }
+        }
+    }
+
+    /// Render the key of `$sht(...)` into `buf`: `None` when it is empty or does not fit.
+    pub fn sht_key<'b>(&self, s: &Sht, buf: &'b mut [u8; MAX_SHT_KEY]) -> Option<&'b [u8]> {
+        match s.key.render(self, buf) {
+            Some(n) if n > 0 => Some(&buf[..n]),
+            _ => None,
+        }
+    }
+
+    /// Call `f` with the value of `$sht(table=>key)`: an integer, or text; [`Val::None`] when
+    /// the key is missing or expired (or empty, or longer than [`MAX_SHT_KEY`]). Takes no lock
+    /// and allocates nothing: the key is rendered on the stack, the value read in place.
+    pub fn sht<R>(&self, s: &Sht, mut f: impl FnMut(Val<'_>) -> R) -> R {
+        let mut buf = [0u8; MAX_SHT_KEY];
+        let hit = match (self.sht_key(s, &mut buf), self.htables.get(s.table)) {
+            (Some(key), Some(t)) => t.get(key, self.now, |v| {
+                f(match v {
+                    Value::Int(i) => Val::Int(*i),
+                    Value::Text(b) => Val::Bytes(b),
+                })
+            }),
+            _ => None,
+        };
+        match hit {
+            Some(r) => r,
+            None => f(Val::None),
+        }
+    }
+
+    /// `exists $sht(table=>key)`: the key is present and not expired.
+    pub fn sht_exists(&self, s: &Sht) -> bool {
+        let mut buf = [0u8; MAX_SHT_KEY];
+        match (self.sht_key(s, &mut buf), self.htables.get(s.table)) {
+            (Some(key), Some(t)) => t.exists(key, self.now),
+            _ => false,
+        }
+    }
+
+    /// Run an htable write (`sht_set`, `sht_inc`, `sht_delete`). A text value is rendered
+    /// into `scratch` first. A new key allocates (the table copies it).
+    pub fn write_sht(&self, w: &ShtWrite, scratch: &mut [u8]) -> Result<(), ShtWriteError> {
+        let mut buf = [0u8; MAX_SHT_KEY];
+        let (ShtWrite::Set(s, ..) | ShtWrite::Inc(s, _) | ShtWrite::Delete(s)) = w;
+        let table = self.htables.get(s.table).ok_or(ShtWriteError::NoTable)?;
+        let key = self.sht_key(s, &mut buf).ok_or(ShtWriteError::Key)?;
+        match w {
+            ShtWrite::Set(_, value, expires) => {
+                let value = match value {
+                    ShtValue::Int(i) => Value::Int(*i),
+                    ShtValue::Text(t) => {
+                        let n = t.render(self, scratch).ok_or(ShtWriteError::Value)?;
+                        Value::Text(scratch[..n].into())
+                    }
+                    ShtValue::Pv(pv) => match self.fetch(pv) {
+                        Val::None => return Err(ShtWriteError::Value),
+                        Val::Int(i) => Value::Int(i),
+                        Val::Bytes(b) => Value::Text(b.into()),
+                        Val::Ip(ip) => Value::Text(ip_text(ip, &mut [0u8; 48]).into()),
+                    },
+                };
+                table.set(key, value, *expires, self.now).map_err(ShtWriteError::Table)
+            }
+            ShtWrite::Inc(_, by) => table.inc(key, *by, self.now).map(|_| ()).map_err(ShtWriteError::Table),
+            ShtWrite::Delete(_) => {
+                table.delete(key);
+                Ok(())
+            }
         }
     }
 
@@ -648,23 +913,26 @@ impl<'m> Ctx<'m, '_> {
             Expr::IsReply => !self.msg.is_request(),
             Expr::HasToTag => self.msg.to().ok().is_some_and(|t| t.tag().is_some()),
             Expr::Exists(pv) => !matches!(self.fetch(pv), Val::None),
+            Expr::ShtExists(s) => self.sht_exists(s),
             Expr::Cmp(l, op, r) => self.compare(l, *op, r),
-            Expr::Match(l, re, negated) => {
+            Expr::Match(l, re, negated) => self.with_operand(l, |v| {
                 let mut ibuf = [0u8; 48];
                 let mut nbuf = [0u8; 20];
-                let text = match self.operand(l) {
+                let text = match v {
                     Val::None => return *negated,
                     Val::Bytes(b) => b,
                     Val::Int(i) => itoa(i, &mut nbuf),
                     Val::Ip(ip) => ip_text(ip, &mut ibuf),
                 };
                 re.is_match(text) != *negated
+            }),
+            Expr::InList(l, items) => {
+                self.with_operand(l, |lv| items.iter().any(|i| self.compare_val(l, lv, CmpOp::Eq, i)))
             }
-            Expr::InList(l, items) => items.iter().any(|i| self.compare(l, CmpOp::Eq, i)),
-            Expr::InNet(l, nets) => match self.operand(l) {
+            Expr::InNet(l, nets) => self.with_operand(l, |v| match v {
                 Val::Ip(ip) => nets.iter().any(|n| in_net(ip, n)),
                 _ => false,
-            },
+            }),
         }
     }
 
@@ -686,7 +954,11 @@ impl<'m> Ctx<'m, '_> {
                 _ => false,
             };
         }
-        let lv = self.operand(l);
+        self.with_operand(l, |lv| self.compare_val(l, lv, op, r))
+    }
+
+    /// Compare `lv` (the value of `l`) with `r`.
+    fn compare_val(&self, l: &Operand, lv: Val<'_>, op: CmpOp, r: &'m Operand) -> bool {
         let (rv, rlit) = match r {
             Operand::Lit(lit) => (Val::Bytes(&lit.bytes), Some(lit)),
             other => (self.operand(other), None),

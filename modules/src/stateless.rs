@@ -23,8 +23,8 @@ use ringsip_runtime::{Datagram, Handler, HandlerFactory, Metrics, Outbox, ShardI
 use tracing::{debug, info, warn};
 
 use crate::dispatcher::{Cursor, Dispatcher, Key, ProbeSend, Prober, Transition};
-use crate::route::{Action, Ctx, Myself, Program, Pv, Rule, ip_text, itoa};
-use crate::stats::{DropReason, ProxyStats};
+use crate::route::{Action, Ctx, Myself, Program, Pv, Rule, Table, ip_text, itoa};
+use crate::stats::{DestStats, DropReason, ProxyStats};
 use crate::sticky::Sticky;
 
 /// Branch prefix of health probes: `z9hG4bKrsP<set>.<dest>.<seq>`.
@@ -37,9 +37,19 @@ const STICKY_TTL: Duration = Duration::from_secs(32);
 /// Where metrics of every shard are registered (read by the exporter).
 pub type Registry = Arc<Mutex<Vec<Arc<dyn Metrics>>>>;
 
-/// What every shard shares: read-only after start, except the dispatcher's atomic health.
+/// One config snapshot as every shard runs it: read-only once published, except the
+/// dispatcher's atomic health. A push builds a new one and publishes it with one atomic
+/// pointer store ([`Published`]); each shard picks it up at its next batch.
 #[derive(Debug)]
 pub struct Shared {
+    /// The snapshot's header (version, hash, build time); zero for configs not loaded from a
+    /// snapshot (tests, benchmarks).
+    pub meta: crate::snapshot::Meta,
+    /// The config it was compiled from (tree entries left out: the trees are in `program`).
+    pub config: Config,
+    /// The `[[htable]]` tables. They outlive snapshots: a push keeps every table whose name
+    /// it still configures (entries and all) and drops the others.
+    pub htables: crate::htable::Tables,
     /// The dispatcher (health shared across shards).
     pub dispatcher: Arc<Dispatcher>,
     /// The compiled routes.
@@ -52,68 +62,150 @@ pub struct Shared {
     pub sticky_entries: usize,
 }
 
+/// Where the daemon publishes the current snapshot; shards load it once per batch.
+pub type Published = Arc<arc_swap::ArcSwap<Shared>>;
+
 impl Shared {
-    /// Build from a validated config.
+    /// Build from a validated config (tests and benchmarks; the daemon goes through a
+    /// snapshot, [`Shared::from_snapshot`]).
     pub fn new(cfg: &Config) -> Result<Shared, String> {
         let dispatcher = Arc::new(Dispatcher::new(&cfg.dispatcher));
-        let program = Program::compile(&cfg.routes, &cfg.mtrees, |id| dispatcher.set_index(id))?;
+        let program = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |id| dispatcher.set_index(id))?;
+        let htables = htables_for(cfg, None);
+        Ok(Shared::assemble(cfg.clone(), crate::snapshot::Meta::default(), dispatcher, program, htables))
+    }
+
+    /// Build from a checked snapshot. With `previous` (the snapshot running now), run-time
+    /// state carries over by name: dispatcher health and operator overrides of destinations
+    /// with the same set id and URI.
+    pub fn from_snapshot(
+        opened: crate::snapshot::Opened,
+        previous: Option<&Shared>,
+    ) -> Result<Shared, crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        let cfg = opened.config;
+        let dispatcher = Arc::new(Dispatcher::new(&cfg.dispatcher));
+        let set_index = |id| dispatcher.set_index(id);
+        let mut tables = Vec::with_capacity(opened.trees.len());
+        for (t, (tree, distinct)) in cfg.mtrees.iter().zip(opened.trees) {
+            tables.push(Table::new(&t.name, tree, &distinct, &set_index).map_err(SnapshotError::Invalid)?);
+        }
+        let names = cfg.mtrees.iter().map(|t| t.name.clone()).collect();
+        let htable_names = cfg.htables.iter().map(|t| t.name.clone()).collect();
+        let program = Program::with_tables(&cfg.routes, names, tables, htable_names, set_index)
+            .map_err(SnapshotError::Invalid)?;
+        for s in &cfg.dispatcher.sets {
+            if s.algorithm == Algorithm::HashPv && s.hash_pv.is_none() {
+                return Err(SnapshotError::Invalid(format!("dispatcher set {} uses hash-pv without hash_pv", s.id)));
+            }
+        }
+        // everything is checked: from here on the running state is touched (tables kept by
+        // name are reconfigured and reseeded)
+        if let Some(prev) = previous {
+            dispatcher.inherit(&prev.dispatcher);
+        }
+        let htables = htables_for(&cfg, previous.map(|p| &p.htables));
+        Ok(Shared::assemble(cfg, opened.meta, dispatcher, program, htables))
+    }
+
+    fn assemble(
+        cfg: Config,
+        meta: crate::snapshot::Meta,
+        dispatcher: Arc<Dispatcher>,
+        program: Program,
+        htables: crate::htable::Tables,
+    ) -> Shared {
         let hash_pv = cfg.dispatcher.sets.iter().map(|s| s.hash_pv.as_ref().map(crate::route::compile_pv)).collect();
-        Ok(Shared {
+        Shared {
+            meta,
             dispatcher,
             program,
             hash_pv,
             advertise: cfg.server.advertise.clone(),
             sticky_entries: cfg.server.sticky_entries,
-        })
+            config: cfg,
+            htables,
+        }
     }
+}
+
+/// The htables of `cfg`: the previous snapshot's tables of the same names (their entries
+/// kept, their settings updated), new empty tables for new names; then every seed entry is
+/// written (a seed overwrites a run-time value of the same key).
+fn htables_for(cfg: &Config, previous: Option<&crate::htable::Tables>) -> crate::htable::Tables {
+    use crate::htable::{Spec, Tables, Value};
+    let specs: Vec<Spec> = cfg
+        .htables
+        .iter()
+        .map(|t| Spec { name: t.name.clone(), max_entries: t.max_entries, autoexpire: t.autoexpire })
+        .collect();
+    let tables = match previous {
+        Some(p) => p.reconcile(&specs),
+        None => Tables::new(&specs),
+    };
+    let now = Instant::now();
+    for t in &cfg.htables {
+        let Some(table) = tables.by_name(&t.name) else { continue };
+        for seed in &t.seeds {
+            let value = match &seed.value {
+                ringsip_config::HtableValue::Int(i) => Value::Int(*i),
+                ringsip_config::HtableValue::Text(s) => Value::Text(s.as_bytes().into()),
+            };
+            if let Err(e) = table.set(seed.key.as_bytes(), value, seed.expires, now) {
+                warn!(table = %t.name, key = %seed.key, error = %e, "seed entry not written");
+            }
+        }
+    }
+    tables
 }
 
 /// Builds a [`StatelessProxy`] per shard.
 pub struct Factory {
-    /// Shared state.
-    pub shared: Arc<Shared>,
+    /// The published snapshot.
+    pub current: Published,
     /// Metrics registry.
     pub registry: Registry,
+}
+
+impl Factory {
+    /// A factory whose shards run `shared` (until something publishes another snapshot in
+    /// [`Factory::current`]).
+    pub fn new(shared: Arc<Shared>, registry: Registry) -> Factory {
+        Factory { current: Arc::new(arc_swap::ArcSwap::new(shared)), registry }
+    }
 }
 
 impl HandlerFactory for Factory {
     type Handler = StatelessProxy;
 
     fn make(&self, shard: &ShardInfo, io_stats: Arc<ShardStats>) -> StatelessProxy {
-        let d = &self.shared.dispatcher;
+        let shared = self.current.load_full();
+        let d = &shared.dispatcher;
         let stats = Arc::new(ProxyStats::new(d, shard.place.shard == 0));
         if let Ok(mut r) = self.registry.lock() {
             r.push(io_stats);
             r.push(stats.clone());
         }
-        let sent_by: Vec<Box<[u8]>> = shard
-            .listen
-            .iter()
-            .map(|a| match &self.shared.advertise {
-                Some(adv) => adv.as_bytes().into(),
-                None => a.to_string().into_bytes().into(),
-            })
-            .collect();
-        let myself = Myself {
-            addrs: shard.listen.clone(),
-            names: self.shared.advertise.iter().map(|a| host_of(a).as_bytes().into()).collect(),
-        };
         let now = Instant::now();
-        StatelessProxy {
+        let mut p = StatelessProxy {
             shard: shard.place.shard,
             listen: shard.listen.clone(),
-            sent_by,
-            myself,
+            sent_by: Vec::new(),
+            myself: Myself { addrs: shard.listen.clone(), names: Vec::new() },
             sel: Selector {
                 cursor: Cursor::new(d, 0x9E37_79B9 ^ (shard.place.shard as u64 + 1)),
-                sticky: Sticky::new(self.shared.sticky_entries, STICKY_TTL),
+                sticky: Sticky::new(shared.sticky_entries, STICKY_TTL),
             },
             prober: (shard.place.shard == 0).then(|| Prober::new(d, now)),
             probes: Vec::new(),
             changes: Vec::new(),
-            shared: self.shared.clone(),
+            dests: stats.dests.load_full(),
+            current: arc_swap::Cache::new(self.current.clone()),
+            shared,
             stats,
-        }
+        };
+        p.set_names();
+        p
     }
 }
 
@@ -134,8 +226,12 @@ pub struct StatelessProxy {
     prober: Option<Prober>,
     probes: Vec<ProbeSend>,
     changes: Vec<Transition>,
+    /// The snapshot this shard runs (refreshed from `current` once per batch).
     shared: Arc<Shared>,
+    current: arc_swap::Cache<Published, Arc<Shared>>,
     stats: Arc<ProxyStats>,
+    /// This shard's per-destination counters for `shared`'s dispatcher.
+    dests: Arc<DestStats>,
 }
 
 /// What a route decided.
@@ -177,6 +273,7 @@ struct Selector {
 /// What a route run works with: the shard's read-only parts and its selection state.
 struct Env<'p, 'm> {
     shared: &'p Shared,
+    dests: &'m DestStats,
     stats: &'m ProxyStats,
     sel: &'m mut Selector,
     /// When the message's batch was received.
@@ -265,8 +362,35 @@ impl<'p> Env<'p, '_> {
                 }
             }
             Action::SelectLookup(otherwise) => {
-                let sets = ctx.mt.and_then(|(t, v)| shared.program.trees[t].value(v)).map_or(&[][..], |v| &v.sets[..]);
-                for &set in sets {
+                let value = ctx.mt.and_then(|(t, v)| shared.program.trees[t].value(v));
+                let (sets, weights) = value.map_or((&[][..], &[][..]), |v| (&v.sets[..], &v.weights[..]));
+                // weighted: the first set at random in proportion to the weights, then the
+                // others by descending weight; unweighted: in order
+                let first = if weights.is_empty() {
+                    None
+                } else {
+                    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+                    let mut r = self.sel.cursor.random_below(total);
+                    weights.iter().position(|&w| {
+                        if r < u64::from(w) {
+                            true
+                        } else {
+                            r -= u64::from(w);
+                            false
+                        }
+                    })
+                };
+                if let Some(i) = first {
+                    if let Some(dest) = self.select(sets[i], ctx) {
+                        run.selected = Some((sets[i], dest));
+                        ctx.du = None;
+                        return Flow::Next;
+                    }
+                }
+                for (i, &set) in sets.iter().enumerate() {
+                    if Some(i) == first {
+                        continue;
+                    }
                     if let Some(dest) = self.select(set, ctx) {
                         run.selected = Some((set, dest));
                         ctx.du = None;
@@ -293,6 +417,16 @@ impl<'p> Env<'p, '_> {
                 let _ = run.ops.try_push(HeaderOp { action, value: (0, 0) });
                 Flow::Next
             }
+            Action::Sht(w) => {
+                // a failed write is counted and the route goes on: a full ban table must not
+                // turn into dropped calls
+                if let Err(e) = ctx.write_sht(w, &mut scratch[*used..]) {
+                    self.stats.htable_write_errors.inc();
+                    let table = shared.program.htable_names.get(w.table()).map_or("?", String::as_str);
+                    debug!(table, error = %e, "htable write from a route failed; the route goes on");
+                }
+                Flow::Next
+            }
         }
     }
 
@@ -309,7 +443,7 @@ impl<'p> Env<'p, '_> {
         if !initial_invite {
             if let Some(dest) = self.sel.sticky.get(key, set, now) {
                 if d.sets[set].dests[dest].available() {
-                    self.stats.dest_selected[set][dest].inc();
+                    self.dests.selected[set][dest].inc();
                     return Some(dest);
                 }
             }
@@ -334,12 +468,59 @@ impl<'p> Env<'p, '_> {
         if initial_invite {
             self.sel.sticky.put(key, set, dest, now);
         }
-        self.stats.dest_selected[set][dest].inc();
+        self.dests.selected[set][dest].inc();
         Some(dest)
     }
 }
 
 impl StatelessProxy {
+    /// Via sent-by and `myself` names from the snapshot's `advertise`.
+    fn set_names(&mut self) {
+        let adv = &self.shared.advertise;
+        self.sent_by = self
+            .listen
+            .iter()
+            .map(|a| match adv {
+                Some(adv) => adv.as_bytes().into(),
+                None => a.to_string().into_bytes().into(),
+            })
+            .collect();
+        self.myself.names = adv.iter().map(|a| host_of(a).as_bytes().into()).collect();
+    }
+
+    /// Pick up a newly published snapshot, if any: one atomic load when nothing changed.
+    /// On a change, the shard's own state moves over by name: round-robin positions restart,
+    /// stickiness entries follow their destinations (or are forgotten with them), the
+    /// per-destination counters carry their totals, and shard 0 restarts its prober on the
+    /// new sets (health itself was carried over when the snapshot was built). The old
+    /// snapshot is freed when the last shard lets go of it.
+    fn refresh(&mut self) {
+        let cur = self.current.load();
+        if Arc::ptr_eq(cur, &self.shared) {
+            return;
+        }
+        let new = cur.clone();
+        let old = std::mem::replace(&mut self.shared, new);
+        let d = &self.shared.dispatcher;
+        self.sel.cursor = Cursor::new(d, 0x9E37_79B9 ^ (self.shard as u64 + 1));
+        let (od, nd) = (&old.dispatcher, d);
+        self.sel.sticky.remap(|set, dest| {
+            let os = od.sets.get(set)?;
+            let odest = os.dests.get(dest)?;
+            let ns = nd.sets.iter().position(|s| s.id == os.id)?;
+            let ndest = nd.sets[ns].dests.iter().position(|x| x.uri == odest.uri && x.addr == odest.addr)?;
+            Some((ns, ndest))
+        });
+        let dests = Arc::new(DestStats::new(d, Some(&self.dests)));
+        self.stats.dests.store(dests.clone());
+        self.dests = dests;
+        if self.prober.is_some() {
+            self.prober = Some(Prober::new(d, Instant::now()));
+        }
+        self.set_names();
+        debug!(shard = self.shard, version = self.shared.meta.version, "shard runs the new snapshot");
+    }
+
     fn our_listen_for(&self, dest: &SocketAddr, preferred: usize) -> usize {
         if self.listen.get(preferred).is_some_and(|l| l.is_ipv4() == dest.is_ipv4()) {
             return preferred;
@@ -459,9 +640,18 @@ impl StatelessProxy {
         let mut scratch = [0u8; 2048];
         let mut used = 0;
         let mut run = RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new() };
-        let mut ctx =
-            Ctx { msg: m, src: d.src, local: d.local, du: None, myself: &self.myself, trees: &program.trees, mt: None };
-        let mut env = Env { shared, stats: &self.stats, sel: &mut self.sel, now: d.now };
+        let mut ctx = Ctx {
+            msg: m,
+            src: d.src,
+            local: d.local,
+            du: None,
+            myself: &self.myself,
+            trees: &program.trees,
+            mt: None,
+            htables: &shared.htables,
+            now: d.now,
+        };
+        let mut env = Env { shared, dests: &self.dests, stats: &self.stats, sel: &mut self.sel, now: d.now };
         let _ = env.run(&program.request, &mut ctx, &mut run, &mut scratch, &mut used, 0);
 
         match run.outcome {
@@ -635,9 +825,11 @@ impl StatelessProxy {
                 myself: &self.myself,
                 trees: &program.trees,
                 mt: None,
+                htables: &shared.htables,
+                now: d.now,
             };
             run.outcome = Outcome::End;
-            let mut env = Env { shared, stats: &self.stats, sel: &mut self.sel, now: d.now };
+            let mut env = Env { shared, dests: &self.dests, stats: &self.stats, sel: &mut self.sel, now: d.now };
             let _ = env.run(rules, &mut ctx, &mut run, &mut scratch, &mut used, 0);
             match run.outcome {
                 Outcome::Drop => return self.stats.dropped(DropReason::Route),
@@ -789,6 +981,10 @@ fn hex(v: u64, out: &mut [u8; 16]) {
 }
 
 impl Handler for StatelessProxy {
+    fn batch_start(&mut self) {
+        self.refresh();
+    }
+
     fn datagram(&mut self, d: &Datagram<'_>, out: &mut Outbox<'_>) {
         // keep-alives (CRLF) and empty datagrams are not errors
         if d.data.iter().all(|&b| b == b'\r' || b == b'\n') {
@@ -805,6 +1001,8 @@ impl Handler for StatelessProxy {
     }
 
     fn tick(&mut self, now: Instant, out: &mut Outbox<'_>) {
+        // an idle shard lets go of an old snapshot too
+        self.refresh();
         self.send_probes(now, out);
     }
 }

@@ -95,14 +95,58 @@ pub struct ProxyStats {
     pub probes_sent: Counter,
     /// Probe answers received.
     pub probe_answers: Counter,
-    /// Requests sent to each destination: `[set][dest]`.
-    pub dest_selected: Vec<Vec<Counter>>,
+    /// Requests sent to each destination of the current snapshot's dispatcher (swapped by
+    /// the shard when it adopts a new snapshot).
+    pub dests: arc_swap::ArcSwap<DestStats>,
     /// Destination health changes seen by this shard (only the prober's shard changes them).
     pub dest_transitions: Counter,
-    /// For labels, and the state gauges.
-    dispatcher: Arc<Dispatcher>,
+    /// htable writes of routes (`sht_set`, `sht_inc`, `sht_delete`) that did nothing: table
+    /// full, `sht_inc` on text or past the `i64` range, key empty or too long, value absent.
+    pub htable_write_errors: Counter,
     /// Export the (shared) destination states from this shard.
     export_state: bool,
+}
+
+/// Per-destination counters of one shard for one snapshot's dispatcher. The shard holds an
+/// `Arc` of the current one for its hot path; the exporter reads it through
+/// [`ProxyStats::dests`].
+#[derive(Debug)]
+pub struct DestStats {
+    /// The dispatcher the indices refer to.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Requests sent, by set index and destination index.
+    pub selected: Vec<Vec<Counter>>,
+}
+
+impl DestStats {
+    /// Counters for `d`, starting from the counts in `carry` for destinations with the same
+    /// set id and URI (a config push keeps the totals of the destinations it keeps).
+    pub fn new(d: &Arc<Dispatcher>, carry: Option<&DestStats>) -> DestStats {
+        let selected = d
+            .sets
+            .iter()
+            .map(|s| {
+                s.dests
+                    .iter()
+                    .map(|dest| {
+                        let c = Counter::default();
+                        if let Some(old) = carry {
+                            for (os, oset) in old.dispatcher.sets.iter().enumerate() {
+                                if oset.id != s.id {
+                                    continue;
+                                }
+                                if let Some(od) = oset.dests.iter().position(|o| o.uri == dest.uri) {
+                                    c.set(old.selected[os][od].get());
+                                }
+                            }
+                        }
+                        c
+                    })
+                    .collect()
+            })
+            .collect();
+        DestStats { dispatcher: d.clone(), selected }
+    }
 }
 
 impl ProxyStats {
@@ -119,9 +163,9 @@ impl ProxyStats {
             parse_errors: Counter::default(),
             probes_sent: Counter::default(),
             probe_answers: Counter::default(),
-            dest_selected: d.sets.iter().map(|s| s.dests.iter().map(|_| Counter::default()).collect()).collect(),
+            dests: arc_swap::ArcSwap::from_pointee(DestStats::new(d, None)),
             dest_transitions: Counter::default(),
-            dispatcher: d.clone(),
+            htable_write_errors: Counter::default(),
             export_state,
         }
     }
@@ -194,7 +238,14 @@ impl Metrics for ProxyStats {
         c("ringsip_parse_errors_total", "messages that failed to parse or validate", &[], self.parse_errors.get());
         c("ringsip_probes_sent_total", "dispatcher health probes sent", &[], self.probes_sent.get());
         c("ringsip_probe_answers_total", "dispatcher health probe answers received", &[], self.probe_answers.get());
-        let d = &self.dispatcher;
+        c(
+            "ringsip_htable_write_errors_total",
+            "htable writes of routes (sht_set, sht_inc, sht_delete) that failed (table full, sht_inc on text, key too long, value absent)",
+            &[],
+            self.htable_write_errors.get(),
+        );
+        let dests = self.dests.load();
+        let d = &dests.dispatcher;
         for (si, set) in d.sets.iter().enumerate() {
             let set_id = set.id.to_string();
             for (di, dest) in set.dests.iter().enumerate() {
@@ -213,7 +264,7 @@ impl Metrics for ProxyStats {
                     help: "requests sent to a dispatcher destination",
                     kind: Kind::Counter,
                     labels: &labels,
-                    value: self.dest_selected[si][di].get(),
+                    value: dests.selected[si][di].get(),
                 });
             }
         }

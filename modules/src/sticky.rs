@@ -53,6 +53,24 @@ impl Sticky {
     }
 }
 
+impl Sticky {
+    /// After a config swap: point every entry at its destination's new (set, destination)
+    /// indices, or forget it when `map` says the destination is gone.
+    pub fn remap(&mut self, map: impl Fn(usize, usize) -> Option<(usize, usize)>) {
+        for slot in self.slots.iter_mut() {
+            if let Some(e) = slot {
+                match map(e.set as usize, e.dest as usize) {
+                    Some((set, dest)) => {
+                        e.set = set as u16;
+                        e.dest = dest as u16;
+                    }
+                    None => *slot = None,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +89,11 @@ mod tests {
         s.put(7 + 1024, 0, 0, t0);
         assert_eq!(s.get(7, 0, t0), None);
         assert_eq!(s.get(7 + 1024, 0, t0), Some(0));
+        // a swap moves set 0 to index 1 and removes destination 1
+        s.put(9, 0, 1, t0);
+        s.remap(|set, dest| (dest == 0).then_some((set + 1, dest)));
+        assert_eq!(s.get(7 + 1024, 1, t0), Some(0));
+        assert_eq!(s.get(9, 0, t0), None);
+        assert_eq!(s.get(9, 1, t0), None);
     }
 }

@@ -168,7 +168,7 @@ impl Lb {
     fn with_config_at(config: &str, origin: &Path) -> Lb {
         let cfg = ringsip_config::parse(config, origin).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(&cfg).unwrap_or_else(|e| panic!("{e}")));
-        let factory = Factory { shared, registry: Arc::new(Mutex::new(Vec::new())) };
+        let factory = Factory::new(shared, Arc::new(Mutex::new(Vec::new())));
         let local: SocketAddr = LISTEN.parse().expect("address");
         let info = ShardInfo { place: ShardPlace { shard: 0, cpu: 0, node: 0 }, shards: 1, listen: vec![local] };
         Lb {

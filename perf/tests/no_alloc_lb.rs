@@ -32,6 +32,51 @@ fn load_balancer_calls_do_not_allocate() {
     assert_eq!(allocs, 0, "{allocs} allocations over {CALLS} calls ({} messages)", 6 * CALLS);
 }
 
+/// htables read by the request route: a miss (`ipban`, empty) and a hit (`known`, seeded with
+/// the UAC's address and its From user), both with `exists` and with comparisons. Inserted
+/// before the example's rules; every message of a call runs them.
+const SHT: &str = r#"
+[[htable]]
+name = "ipban"
+autoexpire = "300s"
+
+[[htable]]
+name = "known"
+entries = [{ key = "203.0.113.45", value = 7 }, { key = "sipp@203.0.113.45", value = "trunk-a" }]
+
+[[route.request]]
+name = "banned"                 # misses: nothing is banned
+if = "exists $sht(ipban=>$si) or exists $sht(ipban=>$fU@$fd) or $sht(ipban=>$ci) == 1"
+do = "drop"
+
+[[route.request]]
+name = "unknown"                # hits: a miss here would drop the call
+if = 'not exists $sht(known=>$si) or $sht(known=>$si) != 7 or $sht(known=>$fU@$fd) != "trunk-a"'
+do = "drop"
+
+"#;
+
+#[test]
+fn htable_reads_in_routes_do_not_allocate() {
+    let base = ringsip_perf::lb::CONFIG;
+    let at = base.find("[[route.request]]").expect("the example has request rules");
+    let config = format!("{}{SHT}{}", &base[..at], &base[at..]);
+    let mut lb = Lb::with_config(&config);
+    for _ in 0..200 {
+        lb.call().expect("call flow: the known source is not dropped");
+    }
+    const CALLS: usize = 5000;
+    let (allocs, forwarded) = allocations_during(|| {
+        let mut n = 0;
+        for _ in 0..CALLS {
+            n += black_box(lb.call().expect("call flow"));
+        }
+        n
+    });
+    assert_eq!(forwarded, 6 * CALLS, "every message was forwarded: the misses missed and the hits hit");
+    assert_eq!(allocs, 0, "{allocs} allocations over {CALLS} calls with htable reads");
+}
+
 #[test]
 fn counter_sees_allocations() {
     // the negative control: building a shard allocates, and the counter must see it

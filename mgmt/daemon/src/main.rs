@@ -1,7 +1,8 @@
 //! `ringsip` — the daemon.
 //!
 //! ```text
-//! ringsip --config FILE [--shards N] [--cpus LIST]   run in the foreground until SIGINT/SIGTERM
+//! ringsip --config FILE [--shards N] [--cpus LIST] [--control PATH]
+//!                                                     run in the foreground until SIGINT/SIGTERM
 //! ringsip check FILE                                  validate a config, print what it sets up
 //! ringsip topology [--cpus LIST] [--shards N]         NUMA nodes, cores, and the shard placement
 //! ```
@@ -51,6 +52,10 @@ struct RunArgs {
     /// CPUs to run shards on, e.g. "0-3,6"; default: the config's `cpus`, or every online CPU.
     #[arg(long, value_name = "LIST", value_parser = cpu_list)]
     cpus: Option<CpuList>,
+    /// Unix control socket for `ringsipctl` (mode 0600); default: the config's
+    /// `control_socket`, else none.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 /// A CPU list argument ("0-3,6").
@@ -91,7 +96,7 @@ fn main() -> ExitCode {
         Some(Command::Check { file }) => check(&file),
         Some(Command::Topology { cpus, shards }) => topology(cpus.as_ref().map(|c| c.0.as_slice()), shards),
         None => match cli.run.config {
-            Some(file) => run(&file, cli.run.shards, cli.run.cpus.map(|c| c.0)),
+            Some(file) => run(&file, cli.run.shards, cli.run.cpus.map(|c| c.0), cli.run.control),
             None => {
                 eprintln!("ringsip: no configuration given; run `ringsip --config FILE` (see `ringsip --help`)");
                 ExitCode::from(2)
@@ -119,14 +124,21 @@ fn check(file: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     let started = std::time::Instant::now();
-    let shared = match ringsip_modules::stateless::Shared::new(&cfg) {
+    // the same path as the daemon and `ringsipctl push`: build the snapshot, check it, compile it
+    let built = ringsip_modules::snapshot::build(&cfg, 1, ringsip_modules::snapshot::unix_ms_now());
+    let build_time = started.elapsed();
+    let shared = built.and_then(|bytes| {
+        let opened = ringsip_modules::snapshot::open(&bytes)?;
+        ringsip_modules::stateless::Shared::from_snapshot(opened, None).map(|s| (bytes.len(), s))
+    });
+    let (snapshot_bytes, shared) = match shared {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{}: {e}", file.display());
             return ExitCode::from(1);
         }
     };
-    let built = started.elapsed();
+    let built = build_time;
     println!("{}: valid", file.display());
     for l in &cfg.server.listen {
         println!("  listen {}", l.text);
@@ -161,9 +173,25 @@ fn check(file: &std::path::Path) -> ExitCode {
             tree.memory_bytes().div_ceil(1024)
         );
     }
-    if !cfg.mtrees.is_empty() {
-        println!("  tables built in {:.2} ms", built.as_secs_f64() * 1e3);
+    for t in &cfg.htables {
+        println!(
+            "  htable {}: {}, {}, {} seed entr{}",
+            t.name,
+            t.max_entries.map_or("grows without bound".to_string(), |n| format!("at most {n} entries")),
+            t.autoexpire.map_or("entries never expire".to_string(), |d| format!(
+                "entries expire {}s after their last write",
+                d.as_secs()
+            )),
+            t.seeds.len(),
+            if t.seeds.len() == 1 { "y" } else { "ies" }
+        );
     }
+    println!(
+        "  snapshot: {} bytes, content hash {}, built in {:.2} ms",
+        snapshot_bytes,
+        shared.meta.hash_hex(),
+        built.as_secs_f64() * 1e3
+    );
     println!(
         "  routes: request {} rule{}, reply {}, named {}",
         cfg.routes.request.rules.len(),
@@ -196,7 +224,7 @@ fn topology(cpus: Option<&[usize]>, shards: Option<usize>) -> ExitCode {
     }
 }
 
-fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>) -> ExitCode {
+fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>, control: Option<PathBuf>) -> ExitCode {
     let cfg = match load(file) {
         Ok(c) => c,
         Err(code) => return code,
@@ -223,15 +251,28 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>) 
             return ExitCode::from(1);
         }
     };
-    let shared = match ringsip_modules::stateless::Shared::new(&cfg) {
-        Ok(s) => Arc::new(s),
+    // the config goes through the same snapshot path as every later push
+    let built = std::time::Instant::now();
+    let opened = ringsip_modules::snapshot::build(&cfg, 1, ringsip_modules::snapshot::unix_ms_now())
+        .and_then(|bytes| ringsip_modules::snapshot::open(&bytes).map(|o| (bytes, o)))
+        .and_then(|(bytes, o)| ringsip_modules::stateless::Shared::from_snapshot(o, None).map(|s| (bytes, s)));
+    let (snapshot_bytes, shared) = match opened {
+        Ok((b, s)) => (b, Arc::new(s)),
         Err(e) => {
             error!("{}: {e}", file.display());
             return ExitCode::from(1);
         }
     };
+    info!(
+        version = shared.meta.version,
+        hash = %shared.meta.hash_hex(),
+        bytes = snapshot_bytes.len(),
+        build_ms = built.elapsed().as_millis() as u64,
+        "config snapshot built"
+    );
     let registry: ringsip_mgmt::metrics::Registry = Arc::new(Mutex::new(Vec::new()));
-    let factory = Arc::new(ringsip_modules::stateless::Factory { shared, registry: registry.clone() });
+    let factory = Arc::new(ringsip_modules::stateless::Factory::new(shared, registry.clone()));
+    let published = factory.current.clone();
     let rt = RuntimeConfig {
         listen: cfg.server.listen.iter().map(|l| l.addr).collect(),
         placement: placement.clone(),
@@ -293,9 +334,33 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>) 
             return ExitCode::from(1);
         }
     }
-    if let Some(p) = &cfg.server.control_socket {
-        info!(path = %p.display(), "control socket configured; the management plane that serves it arrives with issue 4");
+    let views = placement
+        .shards
+        .iter()
+        .zip(&running.stats)
+        .map(|(p, io)| ringsip_mgmt::plane::ShardView { shard: p.shard, cpu: p.cpu, node: p.node, io: io.clone() })
+        .collect();
+    let plane = Arc::new(ringsip_mgmt::plane::Plane::new(
+        published,
+        snapshot_bytes,
+        std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()).display().to_string(),
+        views,
+        registry.clone(),
+    ));
+    if let Ok(mut r) = registry.lock() {
+        r.push(plane.clone());
     }
+    plane.spawn_sweeper(stop.clone());
+    let endpoints = match serve_control(&cfg, control, &plane, &stop) {
+        Ok(e) => e,
+        Err(msg) => {
+            error!("{msg}");
+            stop.store(true, Ordering::Release);
+            running.stop();
+            let _ = running.join();
+            return ExitCode::from(1);
+        }
+    };
 
     // wait for SIGINT/SIGTERM
     let mut signals =
@@ -312,6 +377,7 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>) 
         info!(signal = sig, "stopping");
     }
     stop.store(true, Ordering::Release);
+    ringsip_mgmt::listen::wake(endpoints.0.as_deref(), endpoints.1);
     running.stop();
     match running.join() {
         Ok(()) => {
@@ -323,4 +389,42 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>) 
             ExitCode::from(1)
         }
     }
+}
+
+/// Start the control listeners: the Unix socket (`--control`, else the config's
+/// `control_socket`) and the TCP listener when configured (with its token).
+fn serve_control(
+    cfg: &Config,
+    control: Option<PathBuf>,
+    plane: &Arc<ringsip_mgmt::plane::Plane>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Option<PathBuf>, Option<std::net::SocketAddr>), String> {
+    let unix = control.or_else(|| cfg.server.control_socket.clone());
+    if let Some(path) = &unix {
+        ringsip_mgmt::listen::serve_unix(path, plane.clone(), stop.clone())
+            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    }
+    let mut tcp = None;
+    if let (Some(addr), Some(token_file)) = (cfg.server.control_tcp, &cfg.server.control_token_file) {
+        let base = cfg.source.parent().unwrap_or(std::path::Path::new("."));
+        let path = base.join(token_file);
+        let token = std::fs::read_to_string(&path)
+            .map_err(|e| format!("control token file {}: {e}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if token.len() < 16 {
+            return Err(format!(
+                "control token file {}: the token must be at least 16 characters (it guards routing changes)",
+                path.display()
+            ));
+        }
+        tcp = Some(
+            ringsip_mgmt::listen::serve_tcp(addr, token, plane.clone(), stop.clone())
+                .map_err(|e| format!("control TCP listener {addr}: {e}"))?,
+        );
+    }
+    Ok((unix, tcp))
 }

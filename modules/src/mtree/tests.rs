@@ -122,3 +122,64 @@ fn build_errors_name_the_entries() {
     let empty: Mtree<u8> = Mtree::build(a(), Vec::<(&str, u8)>::new()).unwrap();
     assert!(empty.is_empty() && empty.longest(b"123").is_none() && empty.matches(b"1").next().is_none());
 }
+
+fn archive(image: &TreeImage) -> rkyv::util::AlignedVec {
+    rkyv::to_bytes::<rkyv::rancor::Error>(image).unwrap()
+}
+
+fn load(bytes: &[u8], distinct: usize) -> Result<Mtree<u32>, BuildError> {
+    let archived = rkyv::access::<ArchivedTreeImage, rkyv::rancor::Error>(bytes).unwrap();
+    Mtree::from_archived(archived, distinct)
+}
+
+#[test]
+fn an_archived_image_loads_into_the_same_tree() {
+    let mut r = Rng(0x51_7cc1_b727_220a);
+    for chars in [&b"0123456789"[..], b"01", b"abcdefghijklmnopqrstuvwxyz012345"] {
+        let alphabet = Alphabet::new(chars).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let mut entries: Vec<(Vec<u8>, u32)> = Vec::new();
+        while entries.len() < 400 {
+            let p = random_string(&mut r, chars, 9);
+            if seen.insert(p.clone()) {
+                entries.push((p, r.below(7) as u32));
+            }
+        }
+        let tree = Mtree::build(alphabet, entries.clone()).unwrap();
+        let loaded = load(&archive(&tree.image()), 7).unwrap();
+        assert_eq!(loaded.image(), tree.image());
+        for _ in 0..500 {
+            let key = random_string(&mut r, chars, 12);
+            assert_eq!(loaded.matches(&key).collect::<Vec<_>>(), tree.matches(&key).collect::<Vec<_>>());
+        }
+    }
+}
+
+#[test]
+fn a_tampered_image_is_refused_not_trusted() {
+    let entries: Vec<(&str, u32)> = vec![("", 0), ("1", 1), ("12", 0), ("44", 2), ("441", 1)];
+    let tree = Mtree::build(Alphabet::digits(), entries).unwrap();
+    let good = tree.image();
+    assert!(load(&archive(&good), 3).is_ok());
+    let bad = |f: &dyn Fn(&mut TreeImage), distinct: usize| {
+        let mut img = good.clone();
+        f(&mut img);
+        load(&archive(&img), distinct).err()
+    };
+    let msg = |e: Option<BuildError>| e.map(|e| e.to_string()).unwrap_or_else(|| "accepted".into());
+    // a child pointing back at the root (a cycle)
+    assert!(msg(bad(&|i| i.nodes[1][0] = 0, 3)).contains("breadth first"), "{}", msg(bad(&|i| i.nodes[1][0] = 0, 3)));
+    // a child for a character the alphabet does not have
+    assert!(msg(bad(&|i| i.nodes[0][1] |= 1 << 12, 3)).contains("outside the alphabet"));
+    // value index out of range, or used twice
+    assert!(msg(bad(&|i| i.nodes[1][2] = 99, 3)).contains("value index"));
+    assert!(msg(bad(&|i| i.nodes[2][2] = i.nodes[1][2], 3)).contains("used twice"));
+    // a value beyond the distinct values the snapshot carries
+    assert!(msg(bad(&|_| {}, 2)).contains("distinct"));
+    // lengths that do not match
+    assert!(msg(bad(&|i| i.lens[1] = 5, 3)).contains("depth"));
+    assert!(msg(bad(&|i| i.lens.pop().map(drop).unwrap_or(()), 3)).contains("differ"));
+    // trailing nodes nobody points at
+    assert!(msg(bad(&|i| i.nodes.push([0, 0, 0]), 3)).contains("no parent"));
+    assert!(msg(bad(&|i| i.nodes.clear(), 3)).contains("root"));
+}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::htable::Tables;
 use std::path::Path;
 
 /// Compile the condition of a one-rule request route.
@@ -7,7 +8,7 @@ fn cond(expr: &str) -> Expr {
         "[server]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:[::1]:5070\"]\n[[route.request]]\nif = '''{expr}'''\ndo = \"forward\"\n"
     );
     let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{expr}: {e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |_| None).unwrap();
     p.request[0].cond.clone().unwrap()
 }
 
@@ -32,6 +33,7 @@ fn myself() -> Myself {
 fn eval(expr: &str, raw: &[u8], src: &str) -> bool {
     let m = Message::parse(raw).unwrap();
     let me = myself();
+    let no_tables = Tables::default();
     let ctx = Ctx {
         msg: &m,
         src: src.parse().unwrap(),
@@ -40,6 +42,8 @@ fn eval(expr: &str, raw: &[u8], src: &str) -> bool {
         myself: &me,
         trees: &[],
         mt: None,
+        htables: &no_tables,
+        now: std::time::Instant::now(),
     };
     let e = cond(expr);
     ctx.eval(&e)
@@ -118,10 +122,11 @@ fn replies_and_templates() {
     let ok = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKrsLx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 INVITE\r\n\r\n";
     let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[route.request]]\ndo = \"forward\"\n[[route.reply]]\nif = '$rs >= 400 and $rr == \"Busy Here\" and $rm == INVITE'\ndo = 'append_header X-Seen \"from $si:$sp code $rs ($rr) \\$1\"'\n";
     let cfg = ringsip_config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |_| None).unwrap();
     let rule = &p.reply.as_ref().unwrap()[0];
     let m = Message::parse(ok).unwrap();
     let me = myself();
+    let no_tables = Tables::default();
     let ctx = Ctx {
         msg: &m,
         src: "[2001:db8::1]:5099".parse().unwrap(),
@@ -130,6 +135,8 @@ fn replies_and_templates() {
         myself: &me,
         trees: &[],
         mt: None,
+        htables: &no_tables,
+        now: std::time::Instant::now(),
     };
     assert!(ctx.eval(rule.cond.as_ref().unwrap()));
     let Action::AppendHeader(name, t) = &rule.actions[0] else { panic!() };
@@ -167,7 +174,7 @@ fn tree_values_are_stored_once() {
     }
     text.push_str("]\n");
     let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, |id| Some(id as usize - 1)).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |id| Some(id as usize - 1)).unwrap();
     let t = &p.trees[0];
     assert_eq!((t.len(), t.distinct_values()), (1000, 3));
     for i in [0usize, 1, 2, 500, 999] {
@@ -178,4 +185,147 @@ fn tree_values_are_stored_once() {
         assert_eq!(&*v.sets, &want[..]);
     }
     assert!(t.longest_index(b"99999").is_none());
+}
+
+/// A program whose request route has these rules, over `[[htable]]` tables "t" (autoexpire
+/// 10 s) and "u".
+fn sht_program(rules: &str) -> (Program, crate::htable::Tables) {
+    let text = format!(
+        "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[htable]]\nname = \"t\"\nautoexpire = \"10s\"\n[[htable]]\nname = \"u\"\n{rules}"
+    );
+    let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |_| None).unwrap();
+    let specs: Vec<crate::htable::Spec> = cfg
+        .htables
+        .iter()
+        .map(|t| crate::htable::Spec { name: t.name.clone(), max_entries: t.max_entries, autoexpire: t.autoexpire })
+        .collect();
+    (p, Tables::new(&specs))
+}
+
+fn sht_ctx<'m>(m: &'m Message<'m>, me: &'m Myself, tables: &'m Tables, now: std::time::Instant) -> Ctx<'m, 'm> {
+    Ctx {
+        msg: m,
+        src: "203.0.113.45:5060".parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        du: None,
+        myself: me,
+        trees: &[],
+        mt: None,
+        htables: tables,
+        now,
+    }
+}
+
+#[test]
+fn sht_reads_compare_ints_as_numbers_and_text_as_bytes() {
+    use crate::htable::Value;
+    let conds = [
+        "exists $sht(t=>$si)",
+        "$sht(t=>$si) > 3",
+        "$sht(t=>$si) == 4",
+        "$sht(t=>$si) != 4",
+        "$sht(u=>$fU@$fd) == \"gw-a\"",
+        "$sht(u=>$fU@$fd) ^= \"gw\"",
+        "$sht(u=>$fU@$fd) =~ \"^gw-[a-z]$\"",
+        "$sht(u=>$fU@$fd) in [\"gw-b\", \"gw-a\"]",
+        "$sht(u=>acct-$hdr(X-Account)) >= 10",
+    ];
+    let rules: String = conds.iter().map(|c| format!("[[route.request]]\nif = '{c}'\ndo = \"drop\"\n")).collect();
+    let (p, tables) = sht_program(&rules);
+    let m = Message::parse(INVITE).unwrap();
+    let me = myself();
+    let t0 = std::time::Instant::now();
+    let eval_all = |now| {
+        let ctx = sht_ctx(&m, &me, &tables, now);
+        p.request.iter().map(|r| ctx.eval(r.cond.as_ref().unwrap())).collect::<Vec<bool>>()
+    };
+    // nothing stored: every key is absent; only != holds
+    assert_eq!(eval_all(t0), [false, false, false, true, false, false, false, false, false]);
+    let t = tables.get(0).unwrap();
+    let u = tables.get(1).unwrap();
+    t.set(b"203.0.113.45", Value::Int(4), None, t0).unwrap();
+    u.set(b"alice@carrier.example", Value::Text(b"gw-a".as_slice().into()), None, t0).unwrap();
+    u.set(b"acct-4711", Value::Int(12), None, t0).unwrap();
+    assert_eq!(eval_all(t0), [true, true, true, false, true, true, true, true, true]);
+    // a text value that is not a number is not greater than anything
+    t.set(b"203.0.113.45", Value::Text(b"four".as_slice().into()), None, t0).unwrap();
+    assert_eq!(eval_all(t0)[..4], [true, false, false, true]);
+    // expired (autoexpire 10 s): absent again
+    assert_eq!(eval_all(t0 + std::time::Duration::from_secs(11))[..4], [false, false, false, true]);
+}
+
+#[test]
+fn sht_keys_that_do_not_fit_read_as_absent_and_are_not_written() {
+    let (p, tables) = sht_program(
+        "[[route.request]]\nif = 'exists $sht(u=>$hdr(X-Long))'\ndo = ['sht_set u $hdr(X-Long) 1', 'sht_inc u \"$hdr(X-None)\"', 'drop']\n",
+    );
+    let long = "a".repeat(MAX_SHT_KEY + 1);
+    let raw =
+        String::from_utf8(INVITE.to_vec()).unwrap().replace("X-Account: 4711\r\n", &format!("X-Long: {long}\r\n"));
+    let m = Message::parse(raw.as_bytes()).unwrap();
+    let me = myself();
+    let ctx = sht_ctx(&m, &me, &tables, std::time::Instant::now());
+    let rule = &p.request[0];
+    let mut scratch = [0u8; 64];
+    let Action::Sht(set) = &rule.actions[0] else { panic!() };
+    let Action::Sht(inc) = &rule.actions[1] else { panic!() };
+    assert_eq!(ctx.write_sht(set, &mut scratch), Err(ShtWriteError::Key));
+    assert_eq!(ctx.write_sht(inc, &mut scratch), Err(ShtWriteError::Key), "an empty key is not written");
+    assert!(tables.get(1).unwrap().is_empty());
+    // a key of exactly MAX_SHT_KEY bytes fits
+    tables.get(1).unwrap().set(&long.as_bytes()[1..], crate::htable::Value::Int(1), None, ctx.now).unwrap();
+    let raw = raw.replace(&long, &long[1..]);
+    let m = Message::parse(raw.as_bytes()).unwrap();
+    let ctx = sht_ctx(&m, &me, &tables, ctx.now);
+    assert!(ctx.eval(rule.cond.as_ref().unwrap()));
+}
+
+#[test]
+fn sht_writes() {
+    use crate::htable::{HtError, Value};
+    let (p, tables) = sht_program(
+        "[[route.request]]\ndo = ['sht_set u $fU \"$si:$sp\" expires 1h', 'sht_set u \"port-$fU\" $sp', 'sht_set u \"ua\" $ua', 'sht_set u \"src\" $si', 'sht_inc t $si', 'sht_inc t $si -3', 'sht_set u \"missing\" $hdr(X-None)', 'sht_inc u $fU', 'sht_delete u \"ua\"', 'drop']\n",
+    );
+    let m = Message::parse(INVITE).unwrap();
+    let me = myself();
+    let now = std::time::Instant::now();
+    let ctx = sht_ctx(&m, &me, &tables, now);
+    let mut scratch = [0u8; 256];
+    let results: Vec<_> = p.request[0]
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Sht(w) => Some(ctx.write_sht(w, &mut scratch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Err(ShtWriteError::Value),
+            Err(ShtWriteError::Table(HtError::NotInteger)),
+            Ok(()),
+        ]
+    );
+    let (t, u) = (tables.get(0).unwrap(), tables.get(1).unwrap());
+    assert_eq!(t.get_int(b"203.0.113.45", now), Some(-2));
+    let text = |k: &[u8]| u.get(k, now, |v| v.clone());
+    assert_eq!(text(b"alice"), Some(Value::Text(b"203.0.113.45:5060".as_slice().into())));
+    assert_eq!(text(b"port-alice"), Some(Value::Int(5060)), "an integer pseudo-variable stores an integer");
+    assert_eq!(text(b"src"), Some(Value::Text(b"203.0.113.45".as_slice().into())));
+    assert_eq!(text(b"ua"), None, "deleted");
+    assert_eq!(text(b"missing"), None);
+    // expires 1h overrides the table (no autoexpire): gone after an hour, the others stay
+    let later = now + std::time::Duration::from_secs(3601);
+    assert!(!u.exists(b"alice", later));
+    assert!(u.exists(b"port-alice", later));
+    // t has autoexpire 10s
+    assert!(!t.exists(b"203.0.113.45", now + std::time::Duration::from_secs(11)));
 }

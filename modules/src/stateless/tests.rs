@@ -37,6 +37,7 @@ do = ['select 1 else reply 503 "No destination"', "forward"]
 struct H {
     proxy: StatelessProxy,
     shared: Arc<Shared>,
+    current: Published,
     batches: Vec<SendBatch>,
     io: ShardStats,
 }
@@ -51,7 +52,7 @@ impl H {
     fn with_path(cfg: &str, path: &Path) -> H {
         let cfg = ringsip_config::parse(cfg, path).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(&cfg).unwrap());
-        let f = Factory { shared: shared.clone(), registry: Arc::new(Mutex::new(Vec::new())) };
+        let f = Factory::new(shared.clone(), Arc::new(Mutex::new(Vec::new())));
         let info = ShardInfo {
             place: ShardPlace { shard: 0, cpu: 0, node: 0 },
             shards: 1,
@@ -61,19 +62,18 @@ impl H {
         H {
             proxy: f.make(&info, Arc::new(ShardStats::default())),
             shared,
+            current: f.current.clone(),
             batches: vec![SendBatch::new(64, 1 << 20)],
             io,
         }
     }
 
     fn feed(&mut self, data: &[u8], src: &str) -> Vec<(SocketAddr, Vec<u8>)> {
-        let d = Datagram {
-            data,
-            src: src.parse().unwrap(),
-            local: "127.0.0.1:5060".parse().unwrap(),
-            listen: 0,
-            now: Instant::now(),
-        };
+        self.feed_at(data, src, Instant::now())
+    }
+
+    fn feed_at(&mut self, data: &[u8], src: &str, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+        let d = Datagram { data, src: src.parse().unwrap(), local: "127.0.0.1:5060".parse().unwrap(), listen: 0, now };
         let fds = [-1];
         let mut out = Outbox::new(&mut self.batches, &fds, &self.io, 20_000);
         self.proxy.datagram(&d, &mut out);
@@ -110,7 +110,7 @@ fn one(out: Vec<(SocketAddr, Vec<u8>)>) -> (SocketAddr, Vec<u8>) {
 fn initial_requests_are_dispatched_round_robin_with_our_via() {
     let mut h = H::new(LB);
     let (to, fwd) = one(h.feed(&invite("c1", ""), UAC));
-    assert_eq!(to, "127.0.0.1:5080".parse().unwrap());
+    assert_eq!(to, "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap());
     let m = Message::parse(&fwd).unwrap();
     m.validate().unwrap();
     let vias: Vec<_> = m.vias().map(|v| v.unwrap()).collect();
@@ -123,7 +123,7 @@ fn initial_requests_are_dispatched_round_robin_with_our_via() {
     assert_eq!(m.max_forwards().unwrap(), Some(69));
     assert_eq!(m.request_uri_bytes(), Some(&b"sip:service@127.0.0.1:5060"[..]));
     let (to2, _) = one(h.feed(&invite("c2", ""), UAC));
-    assert_eq!(to2, "127.0.0.1:5081".parse().unwrap());
+    assert_eq!(to2, "127.0.0.1:5081".parse::<std::net::SocketAddr>().unwrap());
     // a retransmission gets the same branch (stateless), and goes round the ring again
     let (_, again) = one(h.feed(&invite("c1", ""), UAC));
     let b1 = Message::parse(&fwd).unwrap().via().unwrap().branch().unwrap().to_vec();
@@ -164,7 +164,7 @@ fn responses_go_back_along_the_vias() {
         String::from_utf8_lossy(ours)
     );
     let (to, back) = one(h.feed(ringing.as_bytes(), "127.0.0.1:5080"));
-    assert_eq!(to, UAC.parse().unwrap());
+    assert_eq!(to, UAC.parse::<std::net::SocketAddr>().unwrap());
     let r = Message::parse(&back).unwrap();
     assert_eq!(r.vias().count(), 1);
     assert_eq!(r.via().unwrap().branch(), Some(&b"z9hG4bK-r1"[..]));
@@ -184,7 +184,7 @@ fn responses_go_back_along_the_vias() {
         1,
     );
     let (to, _) = one(h.feed(natted.as_bytes(), "127.0.0.1:5080"));
-    assert_eq!(to, "198.51.100.7:40123".parse().unwrap());
+    assert_eq!(to, "198.51.100.7:40123".parse::<std::net::SocketAddr>().unwrap());
 }
 
 #[test]
@@ -208,14 +208,14 @@ fn in_dialog_requests_follow_the_route_set_or_request_uri() {
     // R-URI = the UAS contact: forwarded there, not dispatched
     let bye = "BYE sip:uas@127.0.0.1:5081 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-b\r\nFrom: <sip:sipp@203.0.113.45>;tag=f\r\nTo: <sip:service@127.0.0.1>;tag=t\r\nCall-ID: d1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let (to, _) = one(h.feed(bye.as_bytes(), UAC));
-    assert_eq!(to, "127.0.0.1:5081".parse().unwrap());
+    assert_eq!(to, "127.0.0.1:5081".parse::<std::net::SocketAddr>().unwrap());
     // loose routing: ringsip's own Route entry is removed, the next one is the next hop
     let routed = bye.replace(
         "Max-Forwards: 70\r\n",
         "Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr>, <sip:192.0.2.99:5099;lr>\r\n",
     );
     let (to, fwd) = one(h.feed(routed.as_bytes(), UAC));
-    assert_eq!(to, "192.0.2.99:5099".parse().unwrap());
+    assert_eq!(to, "192.0.2.99:5099".parse::<std::net::SocketAddr>().unwrap());
     let m = Message::parse(&fwd).unwrap();
     let routes: Vec<_> = m.routes().map(|r| r.unwrap().uri().as_bytes().to_vec()).collect();
     assert_eq!(routes, [b"sip:192.0.2.99:5099;lr".to_vec()]);
@@ -231,7 +231,7 @@ fn generated_replies() {
     // Max-Forwards 0 → 483 from the route
     let inv = String::from_utf8(invite("m0", "")).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
     let (to, r) = one(h.feed(inv.as_bytes(), UAC));
-    assert_eq!(to, UAC.parse().unwrap());
+    assert_eq!(to, UAC.parse::<std::net::SocketAddr>().unwrap());
     let r = Message::parse(&r).unwrap();
     assert_eq!(r.status(), Some(483));
     assert!(r.to().unwrap().tag().is_some());
@@ -280,7 +280,7 @@ fn loops_are_refused_with_482() {
         1,
     );
     let (to, r) = one(h.feed(back.as_bytes(), "127.0.0.1:5080"));
-    assert_eq!(to, "127.0.0.1:5080".parse().unwrap());
+    assert_eq!(to, "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap());
     assert_eq!(Message::parse(&r).unwrap().status(), Some(482));
 }
 
@@ -306,7 +306,7 @@ fn probes_go_out_and_answers_are_recorded() {
     let out = h.tick(t0);
     assert_eq!(out.len(), 2);
     let (to, opt) = &out[0];
-    assert_eq!(*to, "127.0.0.1:5080".parse().unwrap());
+    assert_eq!(*to, "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap());
     let m = Message::parse(opt).unwrap();
     m.validate().unwrap();
     assert_eq!(m.method(), Some(Method::Options));
@@ -330,7 +330,7 @@ fn probes_go_out_and_answers_are_recorded() {
     // and new calls all go to the one that answers
     for i in 0..4 {
         let (to, _) = one(h.feed(&invite(&format!("p{i}"), ""), UAC));
-        assert_eq!(to, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(to, "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap());
     }
 }
 
@@ -367,7 +367,7 @@ fn every_broken_request_with_a_usable_via_is_answered() {
     for (name, raw) in cases {
         let out = h.feed(raw.as_bytes(), "127.0.0.1:40000");
         assert_eq!(out.len(), 1, "{name}: no answer");
-        assert_eq!(out[0].0, "127.0.0.1:40000".parse().unwrap(), "{name}");
+        assert_eq!(out[0].0, "127.0.0.1:40000".parse::<std::net::SocketAddr>().unwrap(), "{name}");
         assert_eq!(Message::parse(&out[0].1).unwrap().status(), Some(400), "{name}");
     }
 }
@@ -389,7 +389,7 @@ fn call_to(user: &str, call: &str) -> Vec<u8> {
 #[test]
 fn lcr_routes_by_the_longest_prefix_with_set_failover() {
     let mut h = lcr();
-    let gw_a: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let gw_a: SocketAddr = "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap();
     let gw_b: SocketAddr = "127.0.0.1:5081".parse().unwrap();
     // +4930 -> sets 2;1, +49 -> 1;2, +1 -> 2 (inline), +44 -> 1
     assert_eq!(one(h.feed(&call_to("+4930123456", "l1"), UAC)).0, gw_b);
@@ -398,7 +398,7 @@ fn lcr_routes_by_the_longest_prefix_with_set_failover() {
     assert_eq!(one(h.feed(&call_to("+442071234567", "l4"), UAC)).0, gw_a);
     // no prefix matches: 404 from the route's else
     let (to, r) = one(h.feed(&call_to("+33123456789", "l5"), UAC));
-    assert_eq!(to, UAC.parse().unwrap());
+    assert_eq!(to, UAC.parse::<std::net::SocketAddr>().unwrap());
     assert_eq!(Message::parse(&r).unwrap().status(), Some(404));
     // set 2's gateway down: +4930 fails over to set 1
     let set2 = h.shared.dispatcher.set_index(2).unwrap();
@@ -431,4 +431,202 @@ fn mt_reads_the_matched_value() {
     // no match: $mt is empty
     let fwd = one(h.feed(&call_to("4000", "m3"), UAC)).1;
     assert!(String::from_utf8_lossy(&fwd).contains("X-Class: \r\n"), "{}", String::from_utf8_lossy(&fwd));
+}
+
+#[test]
+fn a_published_snapshot_is_taken_at_the_next_batch_and_health_carries_over() {
+    let mut h = H::new(LB);
+    let old = h.shared.clone();
+    // probing found 5081 down; the operator pushes a config that keeps 5081 and adds 5082
+    old.dispatcher.sets[0].dests[1].mark_active(false);
+    let text = LB.replace(
+        r#"destinations = ["sip:127.0.0.1:5080", "sip:127.0.0.1:5081"]"#,
+        r#"destinations = ["sip:127.0.0.1:5081", "sip:127.0.0.1:5082"]"#,
+    );
+    let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap();
+    let bytes = crate::snapshot::build(&cfg, 2, 0).unwrap();
+    let new = Shared::from_snapshot(crate::snapshot::open(&bytes).unwrap(), Some(&old)).unwrap();
+    assert_eq!(new.meta.version, 2);
+    assert!(!new.dispatcher.sets[0].dests[0].is_active(), "5081 stays down across the push");
+    h.current.store(Arc::new(new));
+    // until its next batch the shard runs the old snapshot
+    let (to, _) = one(h.feed(&invite("before", ""), UAC));
+    assert_eq!(to, "127.0.0.1:5080".parse::<SocketAddr>().unwrap());
+    h.proxy.batch_start();
+    for i in 0..4 {
+        let (to, _) = one(h.feed(&invite(&format!("after-{i}"), ""), UAC));
+        assert_eq!(to, "127.0.0.1:5082".parse::<SocketAddr>().unwrap(), "only the active destination of the new set");
+    }
+    // the old snapshot is held only by this test now: the shard let go of it
+    drop(h.shared);
+    assert_eq!(Arc::strong_count(&old), 1);
+    // counters carried by URI: 5081 had none, 5082 got 4; 5080 is gone
+    let dests = h.proxy.stats.dests.load();
+    assert_eq!(dests.selected[0].iter().map(|c| c.get()).collect::<Vec<_>>(), vec![0, 4]);
+}
+
+/// SAFEGUARD's ban flow (Kamailio: `if ($sht(ipban=>$si) != $null) drop;`, pike, then
+/// `$sht(ipban=>$si) = 1;`): a source that sends more than 3 requests within `pike`'s
+/// 2 s autoexpire is banned for 5 minutes.
+const SAFEGUARD: &str = r#"
+[server]
+listen = ["udp:127.0.0.1:5060"]
+
+[[dispatcher.set]]
+id = 1
+algorithm = "round-robin"
+destinations = ["sip:127.0.0.1:5080"]
+
+[[htable]]
+name = "ipban"
+autoexpire = "300s"
+
+[[htable]]
+name = "pike"
+autoexpire = "2s"
+
+[[route.request]]
+name = "banned"
+if = "exists $sht(ipban=>$si)"
+do = "drop"
+
+[[route.request]]
+name = "count"
+do = ["sht_inc pike $si"]
+
+[[route.request]]
+name = "flood"
+if = "$sht(pike=>$si) > 3"
+do = ["sht_set ipban $si 1", "drop"]
+
+[[route.request]]
+name = "dispatch"
+do = ['select 1 else reply 503 "No destination"', "forward"]
+"#;
+
+const OTHER: &str = "198.51.100.9:5060";
+
+#[test]
+fn safeguard_bans_a_flooding_source_until_the_ban_is_lifted() {
+    use crate::htable::Value;
+    let mut h = H::new(SAFEGUARD);
+    let gw: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let t0 = Instant::now();
+    let ip = b"203.0.113.45";
+    let mut forwarded = 0;
+    for i in 0..5 {
+        let out = h.feed_at(&invite(&format!("flood-{i}"), ""), UAC, t0);
+        match i {
+            0..=2 => {
+                assert_eq!(one(out).0, gw, "request {i} is forwarded");
+                forwarded += 1;
+            }
+            _ => assert!(out.is_empty(), "request {i} is dropped"),
+        }
+    }
+    assert_eq!(forwarded, 3);
+    let ipban = h.shared.htables.by_name("ipban").unwrap().clone();
+    let pike = h.shared.htables.by_name("pike").unwrap().clone();
+    assert_eq!(ipban.get_int(ip, t0), Some(1), "the 4th request set the ban");
+    assert_eq!(pike.get_int(ip, t0), Some(4), "the ban drops before counting");
+    assert_eq!(h.proxy.stats.drops[DropReason::Route as usize].get(), 2);
+    assert_eq!(h.proxy.stats.htable_write_errors.get(), 0);
+    // another source is not affected
+    assert_eq!(one(h.feed_at(&invite("other", ""), OTHER, t0)).0, gw);
+    // the ban outlives the counter (300 s against 2 s)
+    let t1 = t0 + Duration::from_secs(3);
+    assert!(h.feed_at(&invite("later", ""), UAC, t1).is_empty());
+    // `htable delete ipban 203.0.113.45` lifts it; the counter has expired: a fresh start
+    assert!(ipban.delete(ip));
+    assert_eq!(one(h.feed_at(&invite("lifted", ""), UAC, t1)).0, gw);
+    assert_eq!(pike.get_int(ip, t1), Some(1));
+    // `htable set ipban 198.51.100.9 1` bans the other source
+    ipban.set(b"198.51.100.9", Value::Int(1), None, t1).unwrap();
+    assert!(h.feed_at(&invite("banned-by-hand", ""), OTHER, t1).is_empty());
+    // the ban expires by itself after 300 s
+    let t2 = t1 + Duration::from_secs(301);
+    assert_eq!(one(h.feed_at(&invite("expired", ""), OTHER, t2)).0, gw);
+}
+
+#[test]
+fn failed_htable_writes_are_counted_and_the_route_goes_on() {
+    let cfg = SAFEGUARD.replace("name = \"pike\"\nautoexpire = \"2s\"", "name = \"pike\"\nmax_entries = 1")
+        + "\n[[route.reply]]\ndo = ['sht_inc ipban \"text\"', \"forward\"]\n";
+    let cfg = cfg.replace(
+        "[[htable]]\nname = \"ipban\"\nautoexpire = \"300s\"",
+        "[[htable]]\nname = \"ipban\"\nautoexpire = \"300s\"\nentries = [{ key = \"text\", value = \"not a number\" }]",
+    );
+    let mut h = H::new(&cfg);
+    let gw: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let (_, fwd) = one(h.feed(&invite("w1", ""), UAC));
+    // the table is full (max_entries = 1): the second source's sht_inc fails, it is forwarded
+    assert_eq!(one(h.feed(&invite("w2", ""), OTHER)).0, gw);
+    assert_eq!(h.proxy.stats.htable_write_errors.get(), 1);
+    // sht_inc on a text value fails in the reply route; the reply is still relayed
+    let m = Message::parse(&fwd).unwrap();
+    let ringing = format!(
+        "SIP/2.0 180 Ringing\r\nVia: {}\r\nVia: SIP/2.0/UDP 203.0.113.45:5060;branch=z9hG4bK-w1\r\nFrom: sipp <sip:sipp@203.0.113.45:5060>;tag=f-w1\r\nTo: <sip:service@127.0.0.1:5060>;tag=t1\r\nCall-ID: w1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        String::from_utf8_lossy(m.via().unwrap().as_bytes())
+    );
+    assert_eq!(one(h.feed(ringing.as_bytes(), "127.0.0.1:5080")).0, UAC.parse::<SocketAddr>().unwrap());
+    assert_eq!(h.proxy.stats.htable_write_errors.get(), 2);
+    let mut exported = None;
+    h.proxy.stats.visit(&mut |m| {
+        if m.name == "ringsip_htable_write_errors_total" {
+            exported = Some(m.value);
+        }
+    });
+    assert_eq!(exported, Some(2));
+}
+
+#[test]
+fn htable_routes_go_through_a_snapshot_and_a_push_keeps_the_bans() {
+    let mut h = H::new(SAFEGUARD);
+    let gw: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let t0 = Instant::now();
+    for i in 0..4 {
+        let _ = h.feed_at(&invite(&format!("s{i}"), ""), UAC, t0);
+    }
+    assert!(h.feed_at(&invite("s4", ""), UAC, t0).is_empty(), "banned");
+    // the routes survive the archive: the same actions come back
+    let cfg = ringsip_config::parse(SAFEGUARD, Path::new("t.toml")).unwrap();
+    let bytes = crate::snapshot::build(&cfg, 2, 0).unwrap();
+    let opened = crate::snapshot::open(&bytes).unwrap();
+    for (a, b) in opened.config.routes.request.rules.iter().zip(&cfg.routes.request.rules) {
+        assert_eq!(a.actions, b.actions);
+    }
+    let new = Shared::from_snapshot(opened, Some(&h.shared)).unwrap();
+    assert_eq!(new.program.htable_names, ["ipban", "pike"]);
+    h.current.store(Arc::new(new));
+    h.proxy.batch_start();
+    // the new snapshot's routes read the same tables: the ban holds, the other source passes
+    assert!(h.feed_at(&invite("after-push", ""), UAC, t0).is_empty());
+    assert_eq!(one(h.feed_at(&invite("other", ""), OTHER, t0)).0, gw);
+}
+
+#[test]
+fn weighted_set_values_share_calls_in_proportion_and_fail_over() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/lcr.toml"));
+    let text = std::fs::read_to_string(path).unwrap().replace(
+        "entries = [\n  { prefix = \"+1\", value = \"2\" },",
+        "entries = [\n  { prefix = \"+1\", value = \"2:3;1:1\" },",
+    );
+    assert!(text.contains("2:3;1:1"), "the example changed: update this test");
+    let mut h = H::with_path(&text, path);
+    let gw_a: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let gw_b: SocketAddr = "127.0.0.1:5081".parse().unwrap();
+    let mut to_b = 0;
+    for i in 0..4000 {
+        if one(h.feed(&call_to("+12125550100", &format!("w{i}")), UAC)).0 == gw_b {
+            to_b += 1;
+        }
+    }
+    // 3:1 → 3,000 expected; a fair generator stays well within ±150
+    assert!((2850..=3150).contains(&to_b), "{to_b} of 4000 to the weight-3 set");
+    // the weight-3 set down: every call fails over to the other set
+    let set2 = h.shared.dispatcher.set_index(2).unwrap();
+    h.shared.dispatcher.sets[set2].dests[0].set_disabled(true);
+    for i in 0..50 {
+        assert_eq!(one(h.feed(&call_to("+12125550100", &format!("f{i}")), UAC)).0, gw_a);
+    }
 }
