@@ -44,6 +44,64 @@ pub fn ringsip_bin() -> PathBuf {
     .clone()
 }
 
+/// The `ringsipctl` binary of this build profile, built on first use.
+pub fn ringsipctl_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "ringsip-mgmt", "--bin", "ringsipctl"]).current_dir(workspace());
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build for the ringsipctl binary");
+        assert!(status.success(), "building the ringsipctl binary failed");
+        let bin = profile_dir.join("ringsipctl");
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// What a `ringsipctl` run printed.
+#[derive(Debug, Clone)]
+pub struct CtlOutput {
+    /// Exit status.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Run `ringsipctl --socket <socket> <args>`.
+pub fn ctl(socket: &Path, args: &[&str]) -> CtlOutput {
+    let out = Command::new(ringsipctl_bin())
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringsipctl");
+    CtlOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Resident memory of process `pid` in KiB (from /proc).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// The sipp binary, or `None` (with a loud message) outside CI when it is not installed.
 /// Under `CI=true` a missing sipp fails the test: it never skips silently.
 pub fn sipp() -> Option<PathBuf> {
@@ -150,6 +208,11 @@ impl Daemon {
         let mut d = Daemon::start(&file, args, metrics);
         d._dir = Some(dir);
         d
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Is it still running?
