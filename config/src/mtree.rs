@@ -535,7 +535,9 @@ mod tests {
 
     #[test]
     fn sets_values() {
-        assert_eq!(parse_sets(" 2 ; 1", None), Ok(vec![2, 1]));
+        assert_eq!(parse_sets(" 2 ; 1", None), Ok(MtreeValue::Sets(vec![2, 1])));
+        assert_eq!(parse_sets("2:3 ; 1:1", None), Ok(MtreeValue::WeightedSets(vec![(2, 3), (1, 1)])));
+        assert_eq!(parse_sets("1:3;2", None).unwrap_err().0, Some(4));
         assert_eq!(parse_sets("1;;2", None).unwrap_err().0, Some(2));
         assert_eq!(parse_sets("1; x", None).unwrap_err().0, Some(3));
         let ids = BTreeSet::from([1, 2]);
