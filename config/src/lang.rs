@@ -865,8 +865,9 @@ impl<'a> Parser<'a> {
                     }
                     None => return err(self.src.len(), format!("lookup needs a key: lookup {tree} $rU")),
                 };
+                let all = self.eat_word("all");
                 let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
-                Ok(Action::Lookup { tree, key, otherwise })
+                Ok(Action::Lookup { tree, key, all, otherwise })
             }
             "reply" => {
                 self.uses.push(Use { kind: UseKind::ReplyAction, at: word_at });
@@ -1387,14 +1388,21 @@ mod tests {
 
     #[test]
     fn lookup_and_select_from_it() {
-        let Action::Lookup { tree, key, otherwise: Some(o) } = action("lookup routes $rU else reply 404 \"No route\"")
+        let Action::Lookup { tree, key, all: false, otherwise: Some(o) } =
+            action("lookup routes $rU else reply 404 \"No route\"")
         else {
             panic!()
         };
         assert_eq!(tree, "routes");
         assert_eq!(key, Template(vec![Piece::Pv(Pv::RUser)]));
         assert!(matches!(*o, Action::Reply { code: 404, .. }));
-        let Action::Lookup { key, otherwise: None, .. } = action("lookup tags \"$fU-$rU\"") else { panic!() };
+        let Action::Lookup { key, otherwise: None, all: false, .. } = action("lookup tags \"$fU-$rU\"") else {
+            panic!()
+        };
+        assert!(matches!(
+            action("lookup routes $rU all else reply 404 \"No route\""),
+            Action::Lookup { all: true, otherwise: Some(_), .. }
+        ));
         assert_eq!(key.0.len(), 3);
         let mut uses = Vec::new();
         parse_action("lookup routes $rU", &mut uses).unwrap();

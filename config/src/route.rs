@@ -291,11 +291,16 @@ pub enum Action {
     /// `key` (a pseudo-variable like `$rU`, or a quoted template) in the `[[mtree]]` named
     /// `tree`; its value becomes `$mt` (and, for a sets tree, what `select $mt` chooses
     /// from). When nothing matches run `otherwise` (or continue with `$mt` empty).
+    /// With `all` (`lookup <tree> <key> all`), every matching prefix counts, longest first:
+    /// `$mt` is the longest one's value, and `select $mt` goes on to the sets of the shorter
+    /// prefixes when those of the longer ones have nothing available.
     Lookup {
         /// The tree's name (validated to exist).
         tree: String,
         /// The key.
         key: Template,
+        /// All matches, longest first, instead of the longest only.
+        all: bool,
         /// What to do when no prefix matches.
         #[rkyv(omit_bounds)]
         otherwise: Option<Box<Action>>,

@@ -321,7 +321,7 @@ pub enum Action {
     /// select from a dispatcher set (index), with a fallback action
     Select(usize, Option<Box<Action>>),
     /// longest-prefix lookup of a rendered key in a tree (index), with a fallback action
-    Lookup(usize, Template, Option<Box<Action>>),
+    Lookup(usize, Template, bool, Option<Box<Action>>),
     /// select from the sets the last lookup matched, in order, with a fallback action
     SelectLookup(Option<Box<Action>>),
     /// stateless reply
@@ -528,6 +528,27 @@ impl Table {
         Ok(Table { tree, values })
     }
 
+    /// The distinct values of every prefix of `key` in the tree, longest first, into `out`
+    /// (as many as fit); returns how many.
+    #[inline]
+    pub fn chain(&self, key: &[u8], out: &mut [u32]) -> usize {
+        let mut n = 0;
+        for (_, &v) in self.tree.matches(key) {
+            if n == out.len() {
+                break;
+            }
+            out[n] = v;
+            n += 1;
+        }
+        n
+    }
+
+    /// A distinct value by its index (see [`Table::chain`]).
+    #[inline]
+    pub fn distinct(&self, index: u32) -> Option<&MtValue> {
+        self.values.get(index as usize)
+    }
+
     /// The tree.
     pub fn tree(&self) -> &Mtree<u32> {
         &self.tree
@@ -654,9 +675,10 @@ impl Compiler<'_> {
                 (self.set_index)(*set).ok_or_else(|| format!("dispatcher set {set} does not exist"))?,
                 otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?,
             ),
-            A::Lookup { tree, key, otherwise } => Action::Lookup(
+            A::Lookup { tree, key, all, otherwise } => Action::Lookup(
                 self.tree_names.iter().position(|n| n == tree).ok_or_else(|| format!("mtree {tree} does not exist"))?,
                 Template::compile(key),
+                *all,
                 otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?,
             ),
             A::SelectLookup { otherwise } => {

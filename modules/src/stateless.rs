@@ -256,6 +256,18 @@ struct RouteRun<'p> {
     outcome: Outcome<'p>,
     selected: Option<(usize, usize)>,
     ops: arrayvec::ArrayVec<HeaderOp<'p>, MAX_HEADER_OPS>,
+    /// After `lookup ... all`: the tree and the distinct values of every match, longest first.
+    chain: Chain,
+}
+
+/// Most matches `lookup ... all` keeps (prefixes of one number rarely nest deeper).
+const MAX_CHAIN: usize = 8;
+
+#[derive(Clone, Copy, Default)]
+struct Chain {
+    tree: usize,
+    values: [u32; MAX_CHAIN],
+    len: usize,
 }
 
 enum Flow {
@@ -350,9 +362,18 @@ impl<'p> Env<'p, '_> {
                     None => Flow::Next,
                 },
             },
-            Action::Lookup(tree, key, otherwise) => {
+            Action::Lookup(tree, key, all, otherwise) => {
+                let table = &shared.program.trees[*tree];
+                run.chain.len = 0;
                 let found = match key.render(ctx, &mut scratch[*used..]) {
-                    Some(n) => shared.program.trees[*tree].longest_index(&scratch[*used..*used + n]),
+                    Some(n) => {
+                        let key = &scratch[*used..*used + n];
+                        if *all {
+                            run.chain.tree = *tree;
+                            run.chain.len = table.chain(key, &mut run.chain.values);
+                        }
+                        table.longest_index(key)
+                    }
                     None => None,
                 };
                 ctx.mt = found.map(|v| (*tree, v));
@@ -362,36 +383,16 @@ impl<'p> Env<'p, '_> {
                 }
             }
             Action::SelectLookup(otherwise) => {
-                let value = ctx.mt.and_then(|(t, v)| shared.program.trees[t].value(v));
-                let (sets, weights) = value.map_or((&[][..], &[][..]), |v| (&v.sets[..], &v.weights[..]));
-                // weighted: the first set at random in proportion to the weights, then the
-                // others by descending weight; unweighted: in order
-                let first = if weights.is_empty() {
-                    None
-                } else {
-                    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-                    let mut r = self.sel.cursor.random_below(total);
-                    weights.iter().position(|&w| {
-                        if r < u64::from(w) {
-                            true
-                        } else {
-                            r -= u64::from(w);
-                            false
-                        }
-                    })
-                };
-                if let Some(i) = first {
-                    if let Some(dest) = self.select(sets[i], ctx) {
-                        run.selected = Some((sets[i], dest));
-                        ctx.du = None;
-                        return Flow::Next;
-                    }
-                }
-                for (i, &set) in sets.iter().enumerate() {
-                    if Some(i) == first {
-                        continue;
-                    }
-                    if let Some(dest) = self.select(set, ctx) {
+                let chain = run.chain;
+                let table = ctx.mt.map(|(t, _)| &shared.program.trees[t]);
+                // the longest match's value, then (after `lookup ... all`) the shorter ones'
+                let longest = ctx.mt.and_then(|(t, v)| shared.program.trees[t].value(v));
+                let mut tried = [usize::MAX; 16];
+                let mut n_tried = 0;
+                for k in 0..chain.len.max(1) {
+                    let value = if chain.len == 0 { longest } else { table.and_then(|t| t.distinct(chain.values[k])) };
+                    let Some(value) = value else { continue };
+                    if let Some((set, dest)) = self.select_from(value, ctx, &mut tried, &mut n_tried) {
                         run.selected = Some((set, dest));
                         ctx.du = None;
                         return Flow::Next;
@@ -428,6 +429,49 @@ impl<'p> Env<'p, '_> {
                 Flow::Next
             }
         }
+    }
+
+    /// Pick a destination from the sets of an mtree value. Weighted values draw the first set
+    /// in proportion to the weights, then try the others by descending weight; unweighted
+    /// values try their sets in order. Sets already in `tried` are skipped (a set that had
+    /// nothing available for a longer prefix has nothing for a shorter one either).
+    fn select_from(
+        &mut self,
+        value: &crate::route::MtValue,
+        ctx: &Ctx<'_, '_>,
+        tried: &mut [usize; 16],
+        n_tried: &mut usize,
+    ) -> Option<(usize, usize)> {
+        let (sets, weights) = (&value.sets[..], &value.weights[..]);
+        let first = if weights.is_empty() {
+            None
+        } else {
+            let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+            let mut r = self.sel.cursor.random_below(total);
+            weights.iter().position(|&w| {
+                if r < u64::from(w) {
+                    true
+                } else {
+                    r -= u64::from(w);
+                    false
+                }
+            })
+        };
+        let order = first.into_iter().chain((0..sets.len()).filter(|&i| Some(i) != first));
+        for i in order {
+            let set = sets[i];
+            if tried[..*n_tried].contains(&set) {
+                continue;
+            }
+            if *n_tried < tried.len() {
+                tried[*n_tried] = set;
+                *n_tried += 1;
+            }
+            if let Some(dest) = self.select(set, ctx) {
+                return Some((set, dest));
+            }
+        }
+        None
     }
 
     /// Pick a destination of `set` for `m`: the one a recent INVITE of the same call went to
@@ -639,7 +683,8 @@ impl StatelessProxy {
         let program = &shared.program;
         let mut scratch = [0u8; 2048];
         let mut used = 0;
-        let mut run = RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new() };
+        let mut run =
+            RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new(), chain: Chain::default() };
         let mut ctx = Ctx {
             msg: m,
             src: d.src,
@@ -815,7 +860,12 @@ impl StatelessProxy {
         let program = &shared.program;
         let mut scratch = [0u8; 2048];
         let mut used = 0;
-        let mut run = RouteRun { outcome: Outcome::Forward(None), selected: None, ops: arrayvec::ArrayVec::new() };
+        let mut run = RouteRun {
+            outcome: Outcome::Forward(None),
+            selected: None,
+            ops: arrayvec::ArrayVec::new(),
+            chain: Chain::default(),
+        };
         if let Some(rules) = &program.reply {
             let mut ctx = Ctx {
                 msg: m,

@@ -630,3 +630,31 @@ fn weighted_set_values_share_calls_in_proportion_and_fail_over() {
         assert_eq!(one(h.feed(&call_to("+12125550100", &format!("f{i}")), UAC)).0, gw_a);
     }
 }
+
+#[test]
+fn lookup_all_falls_back_to_the_sets_of_shorter_prefixes() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/lcr.toml"));
+    let base = std::fs::read_to_string(path).unwrap();
+    let gw_a: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    // +1 lists only set 2 (inline); the empty prefix (a default route) lists set 1
+    let with_default = base.replace(
+        "entries = [\n  { prefix = \"+1\", value = \"2\" },",
+        "entries = [\n  { prefix = \"+1\", value = \"2\" },\n  { prefix = \"\", value = \"1\" },",
+    );
+    assert!(with_default.contains("prefix = \"\""), "the example changed: update this test");
+    let all = with_default.replace("'lookup routes $rU else", "'lookup routes $rU all else");
+    assert!(all.contains("$rU all else"));
+    for (text, want_503) in [(with_default, true), (all, false)] {
+        let mut h = H::with_path(&text, path);
+        let set2 = h.shared.dispatcher.set_index(2).unwrap();
+        h.shared.dispatcher.sets[set2].dests[0].set_disabled(true);
+        let (to, r) = one(h.feed(&call_to("+13105550100", "a1"), UAC));
+        if want_503 {
+            // longest match only: set 2 has nothing up
+            assert_eq!(Message::parse(&r).unwrap().status(), Some(503));
+        } else {
+            // all matches: the default route's set 1 takes the call
+            assert_eq!(to, gw_a);
+        }
+    }
+}
