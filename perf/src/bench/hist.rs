@@ -88,6 +88,17 @@ impl Histogram {
     }
 }
 
+/// Nearest-rank percentile of sorted values (`p` in 0..=100), the same definition as
+/// [`Histogram::percentile`] without the bucketing. `None` when empty.
+pub(crate) fn percentile_sorted(sorted: &[u32], p: f64) -> Option<u32> {
+    let n = sorted.len() as u64;
+    if n == 0 {
+        return None;
+    }
+    let rank = ((p * n as f64 / 100.0 - 1e-9).ceil() as u64).clamp(1, n);
+    sorted.get(rank as usize - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +146,17 @@ mod tests {
         assert!((500_000..=500_500).contains(&p), "{p}");
         assert_eq!(h.percentile(100.0), Some(7_999_999)); // capped at the maximum
         assert_eq!(h.max(), 7_999_999);
+    }
+
+    #[test]
+    fn sorted_percentiles_match_the_histogram_below_2ms() {
+        let v: Vec<u32> = (1..=1000).collect();
+        let mut h = Histogram::new();
+        v.iter().for_each(|&x| h.record(u64::from(x)));
+        for p in [0.0, 50.0, 99.0, 99.9, 100.0] {
+            assert_eq!(percentile_sorted(&v, p).map(u64::from), h.percentile(p), "{p}");
+        }
+        assert_eq!(percentile_sorted(&[], 50.0), None);
+        assert_eq!(percentile_sorted(&[7], 99.0), Some(7));
     }
 }

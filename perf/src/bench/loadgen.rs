@@ -43,6 +43,9 @@ pub(crate) struct GenConfig {
     /// a call fails when an expected response is missing this long (sipp -recv_timeout)
     pub timeout_ms: u64,
     pub cpus: Vec<usize>,
+    /// the called number's prefix: call n dials `dial` + n as 10 digits (`None`: sipp's
+    /// `service`)
+    pub dial: Option<String>,
 }
 
 /// One load: `calls` calls at `rate` calls/s through `target`.
@@ -53,6 +56,9 @@ pub(crate) struct LoadSpec {
     pub calls: u64,
     /// start the calls due within each tick together at its start (0: each on its own time)
     pub tick_ns: u64,
+    /// keep every call's (INVITE send time, setup latency) in `LoadStats::setup_samples`
+    /// (preallocated for `calls`: nothing is allocated per call)
+    pub samples: bool,
 }
 
 /// Cumulative message counters, published every loop turn.
@@ -99,6 +105,11 @@ pub(crate) struct LoadStats {
     pub unexpected: BTreeMap<u16, u64>,
     /// INVITE -> 200, µs
     pub setup: Histogram,
+    /// with `LoadSpec::samples`: per answered call (INVITE sent, µs after `run_start`; INVITE
+    /// -> 200, µs), in the order the 200s arrived
+    pub setup_samples: Vec<(u32, u32)>,
+    /// when the first INVITE was sent
+    pub run_start: Option<Instant>,
     /// BYE -> 200, µs
     pub bye: Histogram,
     pub retrans_invite: u64,
@@ -447,7 +458,8 @@ impl Gen {
 
     fn templates(&mut self, target: SocketAddrV4) {
         if self.tpls.is_empty() || self.target != target {
-            self.tpls = self.cfg.uac.iter().map(|&u| UacTemplates::new(u, target, self.rid)).collect();
+            let dial = self.cfg.dial.as_deref();
+            self.tpls = self.cfg.uac.iter().map(|&u| UacTemplates::with_dial(u, target, self.rid, dial)).collect();
             self.target = target;
         }
     }
@@ -550,6 +562,10 @@ impl Gen {
             self.mask = want - 1;
         }
         self.stats = LoadStats::default();
+        if spec.samples {
+            // every call at most once; the cap keeps a mistaken huge run from eating memory
+            self.stats.setup_samples = Vec::with_capacity(spec.calls.min(1 << 26) as usize);
+        }
         let now = self.now();
         self.run = Some(Run {
             spec,
@@ -573,6 +589,7 @@ impl Gen {
         s.gen_cpu_s = cpu.0.saturating_sub(r.cpu0.0) as f64 / 1e9;
         s.gen_wakeups = cpu.1.saturating_sub(r.cpu0.1);
         s.max_lag_ms = r.max_lag_ns as f64 / 1e6;
+        s.run_start = Some(self.base + Duration::from_nanos(r.t_first));
         s
     }
 
@@ -817,7 +834,15 @@ impl Gen {
                     }
                 }
                 200..=299 if active(c.st) => {
-                    self.stats.setup.record(now.saturating_sub(c.t_inv) / 1_000);
+                    let us = now.saturating_sub(c.t_inv) / 1_000;
+                    self.stats.setup.record(us);
+                    let s = &mut self.stats.setup_samples;
+                    if s.len() < s.capacity() {
+                        // (no allocation: the vector was sized for every call at the start)
+                        let t0 = self.run.as_ref().map_or(0, |r| r.t_first);
+                        let sent = c.t_inv.saturating_sub(t0) / 1_000;
+                        s.push((sent.min(u64::from(u32::MAX)) as u32, us.min(u64::from(u32::MAX)) as u32));
+                    }
                     self.answered(idx, n, data, &sc, now);
                 }
                 200..=299 => {

@@ -7,14 +7,20 @@
 //! harness's definitions (schedstat and utime+stime of the router and all its descendants, over the
 //! load plus a drain, minus the router's idle rate measured before the load).
 //!
+//! `ringsip-bench push` (module `push`) measures a config push under load: ringsip runs an LCR
+//! config with a small prefix tree while calls flow, and a config with a million-prefix tree is
+//! loaded, built into a snapshot and pushed over the control socket; it reports each step's time,
+//! the daemon's memory, and call-setup latency before, around and after the swap.
+//!
 //! Modules: `loadgen` (UAC + UAS engine), `sip` (scanner, templates, writers), `timer` (pacing,
 //! timer wheel), `hist` (latency histogram), `procfs` (/proc readers), `router` (starting and
-//! stopping routers), `report` (result definitions, table, JSON), `sys` (the only `unsafe`:
-//! recvmmsg/sendmmsg/ppoll/affinity).
+//! stopping routers), `report` (result definitions, table, JSON), `push` (the push benchmark),
+//! `sys` (the only `unsafe`: recvmmsg/sendmmsg/ppoll/affinity).
 
 mod hist;
 mod loadgen;
 mod procfs;
+mod push;
 mod report;
 mod router;
 mod sip;
@@ -55,6 +61,9 @@ struct Cli {
 enum Cmd {
     /// Stateless load balancer: UAC -> router -> 2 UAS, router CPU per routed message.
     Lb(LbArgs),
+    /// A config push under load: a 1,000,000-prefix mtree is loaded, built and pushed while
+    /// calls flow; times of each step, daemon memory, call-setup latency around the swap.
+    Push(push::PushArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -176,6 +185,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Lb(a) => lb(a),
+        Cmd::Push(a) => push::push(a),
     }
 }
 
@@ -305,12 +315,14 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// `ringsip` next to this executable, built with `$CARGO build --release --bin ringsip` when
-/// missing and we were started by cargo.
-fn ringsip_binary(a: &LbArgs) -> Result<PathBuf, Fatal> {
-    if let Some(p) = &a.ringsip {
+/// `ringsip` next to this executable (`explicit`: that file), built with `$CARGO build
+/// --release --bin ringsip` when missing and we were started by cargo. With `rebuild`, that
+/// build runs even when the binary exists (a no-op when it is up to date): `push` needs a
+/// daemon that reads the snapshots this program builds.
+fn ringsip_binary(explicit: Option<&Path>, quiet: bool, rebuild: bool) -> Result<PathBuf, Fatal> {
+    if let Some(p) = explicit {
         return if p.is_file() {
-            Ok(p.clone())
+            Ok(p.to_path_buf())
         } else {
             Err(Fatal(format!("--ringsip {}: no such file", p.display())))
         };
@@ -318,11 +330,18 @@ fn ringsip_binary(a: &LbArgs) -> Result<PathBuf, Fatal> {
     let exe = std::env::current_exe().map_err(|e| Fatal(format!("cannot locate this executable: {e}")))?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let candidates = [dir.join("ringsip"), dir.join("../release/ringsip")];
-    if candidates[0].is_file() {
+    let cargo = std::env::var("CARGO").ok();
+    if candidates[0].is_file() && !(rebuild && cargo.is_some()) {
         return Ok(candidates[0].clone());
     }
-    if let Ok(cargo) = std::env::var("CARGO") {
-        progress!(a, "{} is missing: running `{cargo} build --release --bin ringsip`", candidates[0].display());
+    if let Some(cargo) = cargo {
+        if !quiet {
+            let what = if candidates[0].is_file() { "is rebuilt if stale" } else { "is missing" };
+            eprintln!(
+                "ringsip-bench: {} {what}: running `{cargo} build --release --bin ringsip`",
+                candidates[0].display()
+            );
+        }
         let st = router::run_visible(
             Command::new(&cargo).args(["build", "--release", "--bin", "ringsip"]).current_dir(repo_root()),
         )
@@ -440,7 +459,7 @@ fn lb_in(
         let base = Path::new(first).file_name().and_then(|s| s.to_str()).unwrap_or("custom").to_string();
         RouterSpec { name: a.router_name.clone().unwrap_or(base), kind: Kind::Command { cmd: cmd.clone() } }
     } else {
-        let bin = ringsip_binary(a)?;
+        let bin = ringsip_binary(a.ringsip.as_deref(), a.quiet, false)?;
         let config = match &a.config {
             Some(c) => c.clone(),
             None => {
@@ -482,6 +501,7 @@ fn lb_in(
         t1_ms: a.t1_ms,
         timeout_ms: a.recv_timeout_ms,
         cpus: gen_cpus.to_vec(),
+        dial: None,
     })
     .map_err(|e| Fatal(e.to_string()))?;
     let env = RouterEnv {
@@ -545,7 +565,7 @@ fn lb_in(
                     ramps.push(rr);
                 } else {
                     let calls = a.calls.unwrap_or_else(|| timer::calls_for(rate, a.duration));
-                    let spec_l = LoadSpec { target: a.target, rate, calls, tick_ns: a.tick_us * 1000 };
+                    let spec_l = LoadSpec { target: a.target, rate, calls, tick_ns: a.tick_us * 1000, samples: false };
                     progress!(a, "{}: {calls} calls at {rate} calls/s", spec.name);
                     let r = measure(&ctx, &mut router, idle, spec_l, base);
                     progress!(
@@ -685,15 +705,40 @@ struct Ctx<'a> {
 }
 
 fn nap(ctx: &Ctx<'_>, secs: f64) {
-    let end = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < end && !ctx.stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())));
-    }
+    nap_until_stop(ctx.stop, secs);
 }
 
 /// Start the router and wait until its port is bound and it forwards an OPTIONS probe.
 fn start_router(
     ctx: &Ctx<'_>,
+    spec: &RouterSpec,
+    shards: usize,
+    cpus: &[usize],
+    env: &RouterEnv,
+) -> Result<RouterProc, String> {
+    let rc = ReadyCheck { lg: ctx.lg, stop: ctx.stop, target: ctx.a.target, uas_ports: &ctx.a.uas_ports };
+    start_router_with(&rc, spec, shards, cpus, env)
+}
+
+/// What `start_router_with` needs to see a router ready.
+struct ReadyCheck<'a> {
+    lg: &'a GenHandle,
+    stop: &'a AtomicBool,
+    target: SocketAddrV4,
+    uas_ports: &'a [u16],
+}
+
+/// Sleep `secs`, waking early on `stop`.
+fn nap_until_stop(stop: &AtomicBool, secs: f64) {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// [`start_router`] without the `lb` context.
+fn start_router_with(
+    ctx: &ReadyCheck<'_>,
     spec: &RouterSpec,
     shards: usize,
     cpus: &[usize],
@@ -707,7 +752,7 @@ fn start_router(
             r.log_tail(20)
         )
     };
-    let port = ctx.a.target.port();
+    let port = ctx.target.port();
     let end = Instant::now() + Duration::from_secs(15);
     while !procfs::udp_port_bound(port) {
         if !r.alive() {
@@ -722,11 +767,11 @@ fn start_router(
     let k0 = ctx.lg.counters().probe_ok;
     let end = Instant::now() + Duration::from_secs(15);
     loop {
-        ctx.lg.probe(ctx.a.target);
+        ctx.lg.probe(ctx.target);
         for _ in 0..10 {
             std::thread::sleep(Duration::from_millis(10));
             if ctx.lg.counters().probe_ok > k0 {
-                nap(ctx, 0.5); // let every worker finish initialising (as the harness)
+                nap_until_stop(ctx.stop, 0.5); // let every worker finish initialising (as the harness)
                 return Ok(r);
             }
         }
@@ -736,7 +781,7 @@ fn start_router(
         if Instant::now() > end || ctx.stop.load(Ordering::Relaxed) {
             return Err(format!(
                 "router bound UDP port {port} but did not route an OPTIONS to the UAS {:?} and back within 15 s; log tail:\n{}",
-                ctx.a.uas_ports,
+                ctx.uas_ports,
                 r.log_tail(20)
             ));
         }
@@ -838,7 +883,7 @@ fn ramp(ctx: &Ctx<'_>, r: &mut RouterProc, idle: (f64, f64), start: f64, base: R
             ctx,
             r,
             idle,
-            LoadSpec { target: a.target, rate, calls, tick_ns: a.tick_us * 1000 },
+            LoadSpec { target: a.target, rate, calls, tick_ns: a.tick_us * 1000, samples: false },
             RunResult { step: Some(step), ..base.clone() },
         );
         progress!(
@@ -920,21 +965,40 @@ mod tests {
     #[test]
     fn cli_parses_the_readme_commands() {
         let p = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
-        let Cmd::Lb(a) = p(&["ringsip-bench", "lb"]).unwrap().cmd;
+        let Cmd::Lb(a) = p(&["ringsip-bench", "lb"]).unwrap().cmd else { panic!("not lb") };
         assert_eq!(a.shards, vec![1]);
         assert_eq!(a.router_cpus, "1");
         assert_eq!(a.target.to_string(), "127.0.0.1:5060");
         let Cmd::Lb(a) =
-            p(&["x", "lb", "--shards", "1,2", "--vs-kamailio", "--vs-floor", "--reps", "3", "--json"]).unwrap().cmd;
+            p(&["x", "lb", "--shards", "1,2", "--vs-kamailio", "--vs-floor", "--reps", "3", "--json"]).unwrap().cmd
+        else {
+            panic!("not lb")
+        };
         assert_eq!(a.shards, vec![1, 2]);
         assert!(a.vs_kamailio && a.vs_floor && a.json);
         let Cmd::Lb(a) =
-            p(&["x", "lb", "--router-cmd", "/tmp/f/sip-floor", "--rate", "500", "--duration", "2"]).unwrap().cmd;
+            p(&["x", "lb", "--router-cmd", "/tmp/f/sip-floor", "--rate", "500", "--duration", "2"]).unwrap().cmd
+        else {
+            panic!("not lb")
+        };
         assert_eq!(a.router_cmd.as_deref(), Some("/tmp/f/sip-floor"));
         assert!(p(&["x", "lb", "--attach", "12", "--vs-kamailio"]).is_err());
         assert!(p(&["x", "lb", "--attach", "12", "--router-cmd", "y"]).is_err());
         assert!(p(&["x", "lb", "--bogus"]).is_err());
         assert_eq!(p(&["x", "lb", "--bogus"]).unwrap_err().exit_code(), 2);
+        let Cmd::Push(a) = p(&["x", "push"]).unwrap().cmd else { panic!("not push") };
+        assert_eq!(
+            (a.prefixes, a.start_prefixes, a.rate, a.duration, a.push_at),
+            (1_000_000, 1_000, 2000.0, 20.0, 8.0)
+        );
+        assert_eq!((a.router_cpus.as_str(), a.gen_cpus.as_str(), a.build_cpus.as_deref()), ("1", "0", None));
+        assert_eq!(a.build_priority, push::Priority::Idle);
+        let Cmd::Push(a) = p(&["x", "push", "--prefixes", "5000", "--build-priority", "normal", "--json"]).unwrap().cmd
+        else {
+            panic!("not push")
+        };
+        assert!(a.prefixes == 5000 && a.json && a.build_priority == push::Priority::Normal);
+        assert!(p(&["x", "push", "--build-priority", "low"]).is_err());
         Cli::command().debug_assert();
     }
 }

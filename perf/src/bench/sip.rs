@@ -388,32 +388,45 @@ pub(crate) fn probe_suffix(uac: SocketAddrV4, rid: u32) -> String {
 }
 
 impl UacTemplates {
+    /// sipp's messages: the Request-URI and To user is `service`.
     pub(crate) fn new(uac: SocketAddrV4, target: SocketAddrV4, rid: u32) -> UacTemplates {
+        UacTemplates::with_dial(uac, target, rid, None)
+    }
+
+    /// With `dial`, the Request-URI and To user of every call is `dial` followed by the call
+    /// number ([`NUM_W`] digits): `+4930` dials `+49300000000001`, `+49300000000002`, ...
+    /// (an LCR route looks the called number up). `None`: sipp's `service`.
+    pub(crate) fn with_dial(uac: SocketAddrV4, target: SocketAddrV4, rid: u32, dial: Option<&str>) -> UacTemplates {
         let ip = uac.ip().to_string();
         let via = |t: Template, k: &str| {
             t.lit(&format!("Via: SIP/2.0/UDP {uac};branch=z9hG4bK-{rid}-")).num().lit(&format!("-{k}\r\n"))
         };
         let from = |t: Template| t.lit(&format!("From: sipp <sip:sipp@{uac}>;tag={rid}SIPpTag00")).num().lit("\r\n");
-        let to = format!("To: service <sip:service@{target}>");
+        let user = |t: Template| match dial {
+            Some(d) => t.lit(d).num(),
+            None => t.lit("service"),
+        };
+        // `sip:USER@target`
+        let uri = |t: Template| user(t.lit("sip:")).lit(&format!("@{target}"));
+        let to = |t: Template| uri(t.lit("To: service <")).lit(">");
         let call_id = |t: Template, suffix: &str| t.lit("Call-ID: ").num().lit(&format!("{suffix}\r\n"));
         let call_suffix = call_suffix(uac, rid);
         let probe_suffix = probe_suffix(uac, rid);
         let body = sdp(&ip, 6000);
 
-        let invite = Template::default().lit(&format!("INVITE sip:service@{target} SIP/2.0\r\n"));
+        let invite = uri(Template::default().lit("INVITE ")).lit(" SIP/2.0\r\n");
         let invite = from(via(invite, "0"));
-        let invite = call_id(invite.lit(&format!("{to}\r\n")), &call_suffix).lit(&format!(
+        let invite = call_id(to(invite).lit("\r\n"), &call_suffix).lit(&format!(
             "CSeq: 1 INVITE\r\nContact: sip:sipp@{uac}\r\nMax-Forwards: 70\r\nSubject: Performance Test\r\n\
              Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ));
-        let in_dialog_a = |k: &str| from(via(Template::default().lit(" SIP/2.0\r\n"), k)).lit(&format!("{to};tag="));
+        let in_dialog_a = |k: &str| to(from(via(Template::default().lit(" SIP/2.0\r\n"), k))).lit(";tag=");
         let in_dialog_b = |cseq: &str| call_id(Template::default().lit("\r\n"), &call_suffix).lit(cseq);
-        let nack_a = from(via(Template::default().lit(&format!("ACK sip:service@{target} SIP/2.0\r\n")), "0"))
-            .lit(&format!("{to};tag="));
+        let nack_a = to(from(via(uri(Template::default().lit("ACK ")).lit(" SIP/2.0\r\n"), "0"))).lit(";tag=");
         let probe = Template::default().lit(&format!("OPTIONS sip:ping@{target} SIP/2.0\r\n"));
         let probe = from(via(probe, "p"));
-        let probe = call_id(probe.lit(&format!("{to}\r\n")), &probe_suffix).lit(&format!(
+        let probe = call_id(to(probe).lit("\r\n"), &probe_suffix).lit(&format!(
             "CSeq: 1 OPTIONS\r\nContact: sip:sipp@{uac}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         ));
         UacTemplates {
@@ -634,6 +647,24 @@ mod tests {
         let m = Message::parse(&p).unwrap();
         m.validate().unwrap();
         assert!(m.call_id().unwrap().ends_with(probe_suffix(uac(), 4242).as_bytes()));
+    }
+
+    #[test]
+    fn dialled_numbers_carry_the_call_number() {
+        // without a dial prefix the bytes are sipp's
+        let a = UacTemplates::new(uac(), router(), 4242);
+        let b = UacTemplates::with_dial(uac(), router(), 4242, None);
+        assert_eq!(render(&a.invite, 5), render(&b.invite, 5));
+        assert_eq!(render(&a.nack_a, 5), render(&b.nack_a, 5));
+        let t = UacTemplates::with_dial(uac(), router(), 4242, Some("+4930"));
+        let raw = render(&t.invite, 1234567);
+        let m = Message::parse(&raw).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&raw)));
+        m.validate().unwrap();
+        assert_eq!(m.request_uri_bytes(), Some(&b"sip:+49300001234567@127.0.0.1:5060"[..]));
+        assert!(String::from_utf8_lossy(&raw).contains("\r\nTo: service <sip:+49300001234567@127.0.0.1:5060>\r\n"));
+        let nack = render(&t.nack_a, 1234567);
+        assert!(nack.starts_with(b"ACK sip:+49300001234567@127.0.0.1:5060 SIP/2.0\r\n"));
+        assert!(nack.ends_with(b"To: service <sip:+49300001234567@127.0.0.1:5060>;tag="));
     }
 
     #[test]
