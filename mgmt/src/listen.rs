@@ -159,6 +159,10 @@ fn spawn<S: Conn>(s: S, plane: Arc<Plane>, token: Option<Arc<str>>, active: &Arc
 }
 
 fn serve_one<S: Conn>(mut s: S, plane: &Plane, token: Option<&str>) {
+    // checking a big snapshot takes tens of ms: let the shards on this CPU go first
+    if let Err(e) = ringsip_runtime::priority::lower_current_thread() {
+        debug!(error = %e, "cannot lower the control thread's priority");
+    }
     if s.blocking().and_then(|()| s.timeouts(IO_TIMEOUT)).is_err() {
         return;
     }

@@ -80,6 +80,10 @@ pub fn serve(
     listener.set_nonblocking(true)?;
     std::thread::Builder::new().name("ringsip-metrics".into()).spawn(move || {
         info!(%local, "Prometheus metrics on http://{local}/metrics");
+        // rendering a scrape is management work: the shards go first
+        if let Err(e) = ringsip_runtime::priority::lower_current_thread() {
+            debug!(error = %e, "cannot lower the metrics thread's priority");
+        }
         while !stop.load(Ordering::Acquire) {
             match listener.accept() {
                 Ok((stream, peer)) => {

@@ -54,6 +54,9 @@ pub struct Plane {
     last_swap_ns: AtomicU64,
     /// Per shard: (rx, tx) datagrams per second over the last second, from the sampler.
     load: Mutex<Vec<(f64, f64)>>,
+    /// Snapshots replaced by a push, kept until no shard holds them, so that their memory is
+    /// freed here (by the sweeper) rather than on the shard that lets go last.
+    retired: Mutex<Vec<Arc<Shared>>>,
 }
 
 /// A time as milliseconds with three decimals.
@@ -81,6 +84,7 @@ impl Plane {
             refused: AtomicU64::new(0),
             last_swap_ns: AtomicU64::new(0),
             load: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,12 +93,16 @@ impl Plane {
     pub fn spawn_sweeper(self: &Arc<Self>, stop: Arc<std::sync::atomic::AtomicBool>) {
         let plane = self.clone();
         let spawned = std::thread::Builder::new().name("ringsip-sweeper".into()).spawn(move || {
+            if let Err(e) = ringsip_runtime::priority::lower_current_thread() {
+                warn!(error = %e, "cannot lower the sweeper's priority");
+            }
             let counts = |p: &Plane| -> Vec<(u64, u64)> {
                 p.shards.iter().map(|s| (s.io.rx_datagrams.get(), s.io.tx_datagrams.get())).collect()
             };
             let mut before = (Instant::now(), counts(&plane));
             while !stop.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_secs(1));
+                plane.free_retired();
                 let cur = plane.current();
                 let now = Instant::now();
                 for t in cur.htables.iter() {
@@ -117,6 +125,22 @@ impl Plane {
         if let Err(e) = spawned {
             warn!(error = %e, "cannot start the htable sweeper: expired entries stay until overwritten");
         }
+    }
+
+    /// Free the replaced snapshots that no shard holds any more; returns how many are still
+    /// held.
+    pub fn free_retired(&self) -> usize {
+        let freed = match self.retired.lock() {
+            Ok(mut r) => {
+                // only the list holds it: take it out and drop it outside the lock
+                let (gone, kept): (Vec<_>, Vec<_>) = r.drain(..).partition(|s| Arc::strong_count(s) == 1);
+                *r = kept;
+                gone
+            }
+            Err(_) => Vec::new(),
+        };
+        drop(freed);
+        self.retired.lock().map_or(0, |r| r.len())
     }
 
     /// The snapshot running now.
@@ -216,7 +240,9 @@ impl Plane {
         let swap_start = Instant::now();
         self.published.store(Arc::new(new));
         let swap = swap_start.elapsed();
-        drop(old);
+        if let Ok(mut r) = self.retired.lock() {
+            r.push(old);
+        }
         self.swaps.fetch_add(1, Ordering::Relaxed);
         self.last_swap_ns.store(swap.as_nanos() as u64, Ordering::Relaxed);
         info!(

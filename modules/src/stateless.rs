@@ -543,6 +543,7 @@ impl StatelessProxy {
         if Arc::ptr_eq(cur, &self.shared) {
             return;
         }
+        let started = Instant::now();
         let new = cur.clone();
         let old = std::mem::replace(&mut self.shared, new);
         let d = &self.shared.dispatcher;
@@ -562,7 +563,18 @@ impl StatelessProxy {
             self.prober = Some(Prober::new(d, Instant::now()));
         }
         self.set_names();
-        debug!(shard = self.shard, version = self.shared.meta.version, "shard runs the new snapshot");
+        // the old snapshot is freed by whoever lets go last: the daemon keeps a reference
+        // until no shard holds one, so that is not this shard
+        drop(old);
+        let took = started.elapsed();
+        self.stats.adopted.inc();
+        self.stats.adopt_ns.set(took.as_nanos() as u64);
+        debug!(
+            shard = self.shard,
+            version = self.shared.meta.version,
+            took_us = took.as_micros() as u64,
+            "shard runs the new snapshot"
+        );
     }
 
     fn our_listen_for(&self, dest: &SocketAddr, preferred: usize) -> usize {

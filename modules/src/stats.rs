@@ -100,6 +100,11 @@ pub struct ProxyStats {
     pub dests: arc_swap::ArcSwap<DestStats>,
     /// Destination health changes seen by this shard (only the prober's shard changes them).
     pub dest_transitions: Counter,
+    /// Snapshots this shard adopted, and how long adopting the last one took (ns): the pause
+    /// a push costs the shard.
+    pub adopted: Counter,
+    /// See `adopted`.
+    pub adopt_ns: Counter,
     /// htable writes of routes (`sht_set`, `sht_inc`, `sht_delete`) that did nothing: table
     /// full, `sht_inc` on text or past the `i64` range, key empty or too long, value absent.
     pub htable_write_errors: Counter,
@@ -165,6 +170,8 @@ impl ProxyStats {
             probe_answers: Counter::default(),
             dests: arc_swap::ArcSwap::from_pointee(DestStats::new(d, None)),
             dest_transitions: Counter::default(),
+            adopted: Counter::default(),
+            adopt_ns: Counter::default(),
             htable_write_errors: Counter::default(),
             export_state,
         }
@@ -239,11 +246,24 @@ impl Metrics for ProxyStats {
         c("ringsip_probes_sent_total", "dispatcher health probes sent", &[], self.probes_sent.get());
         c("ringsip_probe_answers_total", "dispatcher health probe answers received", &[], self.probe_answers.get());
         c(
+            "ringsip_snapshots_adopted_total",
+            "snapshots the shards picked up (each shard counts its own)",
+            &[],
+            self.adopted.get(),
+        );
+        c(
             "ringsip_htable_write_errors_total",
             "htable writes of routes (sht_set, sht_inc, sht_delete) that failed (table full, sht_inc on text, key too long, value absent)",
             &[],
             self.htable_write_errors.get(),
         );
+        sink(&Metric {
+            name: "ringsip_snapshot_adopt_nanoseconds",
+            help: "how long the shards paused to adopt the last snapshot, summed over shards",
+            kind: Kind::Gauge,
+            labels: &[],
+            value: self.adopt_ns.get(),
+        });
         let dests = self.dests.load();
         let d = &dests.dispatcher;
         for (si, set) in d.sets.iter().enumerate() {

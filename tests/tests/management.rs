@@ -141,6 +141,14 @@ fn twenty_pushes_under_load_fail_no_call_and_traffic_follows_each() {
     assert_eq!(m.get("ringsip_snapshot_swaps_total"), 20.0);
     assert_eq!(m.get("ringsip_snapshot_refused_total"), 0.0);
     assert_eq!(m.get("ringsip_htable_entries{table=\"ipban\"}"), 1.0);
+    // every shard adopted every pushed snapshot (an idle shard at its next tick)
+    let shards = m.get("ringsip_shards");
+    assert!(
+        e2e::wait_for(Duration::from_secs(2), || d.metrics().get("ringsip_snapshots_adopted_total") == 20.0 * shards),
+        "adopted {} of {}",
+        d.metrics().get("ringsip_snapshots_adopted_total"),
+        20.0 * shards
+    );
     // every INVITE was routed (per-destination totals restart when a push removes the
     // destination, so they cannot be summed here)
     assert_eq!(m.get("ringsip_requests_forwarded_total{method=\"INVITE\"}"), 3000.0);

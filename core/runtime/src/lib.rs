@@ -10,6 +10,7 @@
 //! sound in a `SAFETY:` comment.
 
 pub mod counters;
+pub mod priority;
 pub mod shard;
 pub mod topology;
 pub mod udp;
