@@ -44,6 +44,41 @@ impl CsvFile {
         }
     }
 
+    /// The data rows, each with its row number (from 1) and file line, after the checks every
+    /// table makes: the row reads, and it has exactly as many fields as the header row names.
+    /// Rows that fail them are reported and skipped. Returns how many data rows there were.
+    pub(crate) fn rows(
+        &self,
+        d: &mut Diag<'_>,
+        rdr: &mut csv::Reader<&[u8]>,
+        headers: &csv::StringRecord,
+        mut each: impl FnMut(&mut Diag<'_>, usize, usize, &csv::StringRecord),
+    ) -> usize {
+        let names = headers.iter().collect::<Vec<_>>().join(", ");
+        let mut rows = 0;
+        for (i, rec) in rdr.records().enumerate() {
+            let row = i + 1;
+            rows = row;
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    d.push(self.err(self.line_of(e.position()), Some(row), csv_msg(&e)));
+                    continue;
+                }
+            };
+            let line = self.line_of(rec.position());
+            if rec.len() != headers.len() {
+                let n = rec.len();
+                let fields = if n == 1 { "field" } else { "fields" };
+                let msg = format!("this row has {n} {fields} but the header row names {} ({names})", headers.len());
+                d.push(self.err(line, Some(row), msg));
+                continue;
+            }
+            each(d, row, line, &rec);
+        }
+        rows
+    }
+
     /// The file line of a reader position (the reader's positions are where it started
     /// reading, before skipped comment lines).
     pub(crate) fn line_of(&self, p: Option<&csv::Position>) -> usize {

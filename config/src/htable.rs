@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use crate::csvfile::{CsvFile, csv_msg};
+use crate::csvfile::CsvFile;
 use crate::error::Diag;
 use crate::values::{self, closest, show_duration};
 use crate::walk::{self, Table, Val};
@@ -56,13 +56,6 @@ pub(crate) fn parse(d: &mut Diag<'_>, v: &Val<'_>, base: &Path) -> Parsed {
     out
 }
 
-/// Whether `s` is a table name: a letter, then letters, digits, `_` and `-`.
-fn is_table_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// A table being filled: its seeds and where each key was first seen.
 struct Seeds {
     label: String,
@@ -82,35 +75,19 @@ fn parse_table(
     t.check_keys(d, KEYS);
     let errors_before = d.errors.len();
 
-    let name = match t.get("name") {
-        None => {
-            d.span(&t.span, "[[htable]] needs a `name` (the name routes use), like name = \"ipban\"");
-            None
+    let name = walk::entry_name(
+        d,
+        t,
+        "htable",
+        "[[htable]] needs a `name` (the name routes use), like name = \"ipban\"",
+        lines,
+    );
+    match &name {
+        Some(n) => {
+            out.names.insert(n.clone());
         }
-        Some(v) => walk::string(d, v, "htable name").map(|s| (s.to_string(), v.span())),
-    };
-    let name = match name {
-        Some((name, span)) => {
-            if !is_table_name(&name) {
-                d.span(
-                    &span,
-                    format!("htable name \"{name}\" must start with a letter and have only letters, digits, _ and -"),
-                );
-            }
-            let (line, _) = d.src.line_col(span.start);
-            if let Some(first) = lines.get(&name) {
-                d.span(&span, format!("duplicate htable name \"{name}\" (already used at line {first})"));
-            } else {
-                lines.insert(name.clone(), line);
-            }
-            out.names.insert(name.clone());
-            Some(name)
-        }
-        None => {
-            out.names_complete = false;
-            None
-        }
-    };
+        None => out.names_complete = false,
+    }
     let label = name.as_ref().map_or_else(|| "this table".to_string(), |n| format!("table \"{n}\""));
 
     let max_entries = match t.get("max_entries") {
@@ -369,25 +346,7 @@ fn csv_seeds(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, seeds
     }
     let at = |name: &str| headers.iter().position(|h| h == name);
     let (key_at, value_at, expires_at) = (at("key").unwrap_or(0), at("value").unwrap_or(1), at("expires"));
-    let names = headers.iter().collect::<Vec<_>>().join(", ");
-    for (i, rec) in rdr.records().enumerate() {
-        let row = i + 1;
-        seeds.written += 1;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                d.push(f.err(f.line_of(e.position()), Some(row), csv_msg(&e)));
-                continue;
-            }
-        };
-        let line = f.line_of(rec.position());
-        if rec.len() != headers.len() {
-            let n = rec.len();
-            let fields = if n == 1 { "field" } else { "fields" };
-            let msg = format!("this row has {n} {fields} but the header row names {} ({names})", headers.len());
-            d.push(f.err(line, Some(row), msg));
-            continue;
-        }
+    let rows = f.rows(d, &mut rdr, &headers, |d, row, line, rec| {
         let key = &rec[key_at];
         let checked = check_key(key).and_then(|()| {
             let value = csv_value(&rec[value_at])?;
@@ -401,7 +360,8 @@ fn csv_seeds(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, seeds
         if let Err(msg) = result {
             d.push(f.err(line, Some(row), msg));
         }
-    }
+    });
+    seeds.written += rows;
 }
 
 #[cfg(test)]

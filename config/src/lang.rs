@@ -162,12 +162,6 @@ fn is_sht(rest: &str) -> bool {
     rest.starts_with("$sht") && !rest.as_bytes().get(4).is_some_and(u8::is_ascii_alphabetic)
 }
 
-/// Table names: a letter, then letters, digits, `_` and `-` (as `[[htable]]` names).
-fn is_table_name(s: &str) -> bool {
-    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Read `$sht(TABLE=>KEY)` at `s[at..]` (which starts with `$sht`): the key is a template
 /// written without quotes, up to the parenthesis that closes `$sht(` (so `$hdr(X)` may be in
 /// it). Records the table's use. Returns it and its end.
@@ -204,7 +198,7 @@ fn lex_sht(s: &str, at: usize, uses: &mut Vec<Use>) -> Result<(Sht, usize), Lang
     if table.is_empty() {
         return err(table_at, "$sht needs a table name before =>, like $sht(ipban=>$si)");
     }
-    if !is_table_name(table) {
+    if !crate::walk::is_name(table) {
         return err(table_at, format!("\"{table}\" is not an htable name (a letter, then letters, digits, _ and -)"));
     }
     let key_from = open + 1 + arrow + 2;
@@ -1070,7 +1064,7 @@ impl Parser<'_> {
         };
         let table = match self.next() {
             Some(Token { tok: Tok::Word(w), at, .. }) => {
-                if !is_table_name(&w) {
+                if !crate::walk::is_name(&w) {
                     return err(at, format!("\"{w}\" is not an htable name (a letter, then letters, digits, _ and -)"));
                 }
                 self.uses.push(Use { kind: UseKind::Table(w.clone()), at });

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use toml::de::DeValue;
 
-use crate::csvfile::{CsvFile, csv_msg};
+use crate::csvfile::CsvFile;
 use crate::error::Diag;
 use crate::routes::SetIds;
 use crate::values::closest;
@@ -51,13 +51,6 @@ pub(crate) fn parse(d: &mut Diag<'_>, v: &Val<'_>, base: &Path, sets: Option<&Se
     out
 }
 
-/// Whether `s` is a tree name: a letter, then letters, digits, `_` and `-`.
-fn is_tree_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// A tree being filled: what checks its entries and where they were first seen.
 struct Tree<'a> {
     label: String,
@@ -82,34 +75,16 @@ fn parse_tree(
     t.check_keys(d, KEYS);
     let errors_before = d.errors.len();
 
-    let name = match t.get("name") {
-        None => {
-            d.span(&t.span, "[[mtree]] needs a `name` (the name routes look it up by), like name = \"routes\"");
-            None
-        }
-        Some(v) => walk::string(d, v, "mtree name").map(|s| (s.to_string(), v.span())),
-    };
-    let name = match name {
-        Some((name, span)) => {
-            if !is_tree_name(&name) {
-                d.span(
-                    &span,
-                    format!("mtree name \"{name}\" must start with a letter and have only letters, digits, _ and -"),
-                );
-            }
-            let (line, _) = d.src.line_col(span.start);
-            if let Some(first) = lines.get(&name) {
-                d.span(&span, format!("duplicate mtree name \"{name}\" (already used at line {first})"));
-            } else {
-                lines.insert(name.clone(), line);
-            }
-            Some(name)
-        }
-        None => {
-            out.names_complete = false;
-            None
-        }
-    };
+    let name = walk::entry_name(
+        d,
+        t,
+        "mtree",
+        "[[mtree]] needs a `name` (the name routes look it up by), like name = \"routes\"",
+        lines,
+    );
+    if name.is_none() {
+        out.names_complete = false;
+    }
     let label = name.as_ref().map_or_else(|| "this tree".to_string(), |n| format!("tree \"{n}\""));
 
     let kind = match t.get("type") {
@@ -487,45 +462,29 @@ fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, tre
     }
     let prefix_at = headers.iter().position(|h| h == "prefix").unwrap_or(0);
     let value_at = headers.iter().position(|h| h == "value").unwrap_or(1);
-    for (i, rec) in rdr.records().enumerate() {
-        let row = i + 1;
-        tree.written += 1;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                d.push(f.err(f.line_of(e.position()), Some(row), csv_msg(&e)));
-                continue;
-            }
-        };
-        let line = f.line_of(rec.position());
-        if rec.len() != headers.len() {
-            let n = rec.len();
-            let fields = if n == 1 { "field" } else { "fields" };
-            let msg = format!("this row has {n} {fields} but the header row names {} ({list})", headers.len());
-            d.push(f.err(line, Some(row), msg));
-            continue;
-        }
+    let rows = f.rows(d, &mut rdr, &headers, |d, row, line, rec| {
         let prefix = &rec[prefix_at];
         if let Some(alphabet) = &tree.alphabet
             && let Err((_, msg)) = check_prefix(prefix, alphabet)
         {
             d.push(f.err(line, Some(row), msg));
-            continue;
+            return;
         }
         let Some(kind) = tree.kind else {
-            continue;
+            return;
         };
         let value = match csv_value(&rec[value_at], kind, tree.sets) {
             Ok(v) => v,
             Err(msg) => {
                 d.push(f.err(line, Some(row), msg));
-                continue;
+                return;
             }
         };
         if let Err(msg) = add(tree, prefix, value, format!("{rel} row {row}")) {
             d.push(f.err(line, Some(row), msg));
         }
-    }
+    });
+    tree.written += rows;
     true
 }
 

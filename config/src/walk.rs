@@ -144,3 +144,43 @@ pub(crate) fn tables<'a, 'i>(d: &mut Diag<'_>, v: &'a Val<'i>, what: &str, heade
     }
     out
 }
+
+/// Whether `s` is a table or tree name: a letter, then letters, digits, `_` and `-`.
+pub(crate) fn is_name(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The `name` of one entry of an array of tables (`[[mtree]]`, `[[htable]]`): required (else
+/// `missing` is reported), a name per [`is_name`], and unique among the entries (`lines`
+/// remembers the line each name was first used on). `what` starts the messages (`"mtree"`).
+/// `None` when the name could not be read; a name with errors is still returned, so that
+/// routes can tell "unknown" from "broken".
+pub(crate) fn entry_name(
+    d: &mut Diag<'_>,
+    t: &Table<'_, '_>,
+    what: &str,
+    missing: &str,
+    lines: &mut std::collections::HashMap<String, usize>,
+) -> Option<String> {
+    let (name, span) = match t.get("name") {
+        None => {
+            d.span(&t.span, missing);
+            return None;
+        }
+        Some(v) => string(d, v, &format!("{what} name")).map(|s| (s.to_string(), v.span()))?,
+    };
+    if !is_name(&name) {
+        d.span(
+            &span,
+            format!("{what} name \"{name}\" must start with a letter and have only letters, digits, _ and -"),
+        );
+    }
+    let (line, _) = d.src.line_col(span.start);
+    if let Some(first) = lines.get(&name) {
+        d.span(&span, format!("duplicate {what} name \"{name}\" (already used at line {first})"));
+    } else {
+        lines.insert(name.clone(), line);
+    }
+    Some(name)
+}

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ringsip_config::{Config, ConfigError, Errors, HtableSeed, HtableValue, parse};
+mod common;
+use common::*;
+use ringsip_config::{ConfigError, Errors, HtableSeed, HtableValue};
 
 /// A valid config; the tests add `[[htable]]` tables.
 const BASE: &str = r#"[server]
@@ -24,44 +26,7 @@ fn with_table(table: &str) -> String {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ringsip-config-htable").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn ok(text: &str, origin: &Path) -> Config {
-    parse(text, origin).unwrap_or_else(|e| panic!("{e}\n--- in:\n{text}"))
-}
-
-fn errors_in(text: &str, origin: &Path) -> Vec<ConfigError> {
-    match parse(text, origin) {
-        Ok(_) => panic!("expected errors, but this parsed:\n{text}"),
-        Err(e) => e.0,
-    }
-}
-
-fn errors(text: &str) -> Vec<ConfigError> {
-    errors_in(text, Path::new("t.toml"))
-}
-
-/// 1-based line of the first line containing `marker`.
-fn line_of(text: &str, marker: &str) -> usize {
-    text.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("marker {marker:?} not in text")) + 1
-}
-
-/// Column (1-based) of `marker` on the first line containing `line_marker`.
-fn col_on(text: &str, line_marker: &str, marker: &str) -> usize {
-    let line = text.lines().find(|l| l.contains(line_marker)).unwrap();
-    line[..line.find(marker).unwrap()].chars().count() + 1
-}
-
-/// Among `errs`, the one with exactly this message; it must be at `line:col` of t.toml.
-#[track_caller]
-fn expect_in(errs: &[ConfigError], line: usize, col: usize, message: &str) {
-    let e = errs.iter().find(|e| e.message == message).unwrap_or_else(|| {
-        panic!("no error with message {message:?}; got:\n{}", Errors(errs.to_vec()));
-    });
-    assert_eq!((e.file.as_path(), e.line, e.col, e.row), (Path::new("t.toml"), line, col, None), "{e}");
+    common::dir("ringsip-config-htable", name)
 }
 
 /// The text has exactly one error: this message at `marker`'s position on the line of

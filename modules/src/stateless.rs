@@ -209,6 +209,21 @@ impl HandlerFactory for Factory {
     }
 }
 
+/// What a route run reads for message `m` of datagram `d`.
+fn route_ctx<'m, 'a>(m: &'m Message<'a>, d: &Datagram<'_>, myself: &'m Myself, shared: &'m Shared) -> Ctx<'m, 'a> {
+    Ctx {
+        msg: m,
+        src: d.src,
+        local: d.local,
+        du: None,
+        myself,
+        trees: &shared.program.trees,
+        mt: None,
+        htables: &shared.htables,
+        now: d.now,
+    }
+}
+
 fn host_of(hostport: &str) -> &str {
     if let Some(rest) = hostport.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
@@ -697,17 +712,7 @@ impl StatelessProxy {
         let mut used = 0;
         let mut run =
             RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new(), chain: Chain::default() };
-        let mut ctx = Ctx {
-            msg: m,
-            src: d.src,
-            local: d.local,
-            du: None,
-            myself: &self.myself,
-            trees: &program.trees,
-            mt: None,
-            htables: &shared.htables,
-            now: d.now,
-        };
+        let mut ctx = route_ctx(m, d, &self.myself, shared);
         let mut env = Env { shared, dests: &self.dests, stats: &self.stats, sel: &mut self.sel, now: d.now };
         let _ = env.run(&program.request, &mut ctx, &mut run, &mut scratch, &mut used, 0);
 
@@ -879,17 +884,7 @@ impl StatelessProxy {
             chain: Chain::default(),
         };
         if let Some(rules) = &program.reply {
-            let mut ctx = Ctx {
-                msg: m,
-                src: d.src,
-                local: d.local,
-                du: None,
-                myself: &self.myself,
-                trees: &program.trees,
-                mt: None,
-                htables: &shared.htables,
-                now: d.now,
-            };
+            let mut ctx = route_ctx(m, d, &self.myself, shared);
             run.outcome = Outcome::End;
             let mut env = Env { shared, dests: &self.dests, stats: &self.stats, sel: &mut self.sel, now: d.now };
             let _ = env.run(rules, &mut ctx, &mut run, &mut scratch, &mut used, 0);

@@ -24,46 +24,32 @@ pub fn workspace() -> PathBuf {
 /// not depend on it as a library, so cargo does not build it for them).
 pub fn ringsip_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/<test> → target/<profile>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "ringsip", "--bin", "ringsip"]).current_dir(workspace());
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for the ringsip binary");
-        assert!(status.success(), "building the ringsip binary failed");
-        let bin = profile_dir.join("ringsip");
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| build_bin("ringsip", "ringsip")).clone()
 }
 
 /// The `ringsipctl` binary of this build profile, built on first use.
 pub fn ringsipctl_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "ringsip-mgmt", "--bin", "ringsipctl"]).current_dir(workspace());
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for the ringsipctl binary");
-        assert!(status.success(), "building the ringsipctl binary failed");
-        let bin = profile_dir.join("ringsipctl");
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| build_bin("ringsip-mgmt", "ringsipctl")).clone()
+}
+
+/// `cargo build -p <package> --bin <bin>` in this test's profile; the binary's path.
+fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", package, "--bin", bin]).current_dir(workspace());
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("run cargo build for {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "{} missing after the build", path.display());
+    path
 }
 
 /// What a `ringsipctl` run printed.
