@@ -310,6 +310,7 @@ impl Plane {
             "uptime_s": self.started.elapsed().as_secs(),
             "swaps": self.swaps.load(Ordering::Relaxed),
             "refused": self.refused.load(Ordering::Relaxed),
+            "retired_held": self.retired.lock().map_or(0, |r| r.len()),
             "shards": shards,
         }))
     }

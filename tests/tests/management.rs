@@ -245,8 +245,12 @@ fn memory_stays_flat_across_a_hundred_pushes() {
     for i in 1..=100usize {
         ok(&s.ctl(&["push", files[i % 2].to_str().unwrap()]));
         if i == 20 || i == 100 {
-            // give the shards a tick to let go of the old snapshot
-            std::thread::sleep(Duration::from_millis(200));
+            // replaced snapshots are freed by the daemon's sweeper (every second) once no shard
+            // holds them: measure when none is left
+            assert!(
+                e2e::wait_for(Duration::from_secs(5), || json(&s.ctl(&["--json", "status"]))["retired_held"] == 0),
+                "replaced snapshots are still held after 5 s"
+            );
             rss.push(e2e::rss_kib(d.pid()).unwrap());
         }
     }
@@ -257,8 +261,9 @@ fn memory_stays_flat_across_a_hundred_pushes() {
     let m = json(&s.ctl(&["--json", "mtree", "match", "routes", "+1000421234"]));
     assert_eq!(m["matches"][0]["prefix"], "+100042");
     eprintln!("RSS after 20 pushes: {} KiB, after 100: {} KiB", rss[0], rss[1]);
-    // a leak of one snapshot per push would add about 100 × 1 MB here
-    assert!(rss[1] < rss[0] + 8 * 1024, "RSS grew from {} KiB to {} KiB across 80 pushes", rss[0], rss[1]);
+    // a leak of one snapshot per push would add about 80 × 1 MB here; the allocator keeps some
+    // freed pages for a while, so allow a few snapshots' worth
+    assert!(rss[1] < rss[0] + 16 * 1024, "RSS grew from {} KiB to {} KiB across 80 pushes", rss[0], rss[1]);
 }
 
 #[test]
