@@ -263,16 +263,10 @@ fn lb(mut a: LbArgs) -> ExitCode {
         eprintln!("ringsip-bench: warning: router CPUs {} overlap generator CPUs {}", a.router_cpus, a.gen_cpus);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
-
-    let workdir = std::env::temp_dir().join(format!("ringsip-bench-{}", std::process::id()));
-    if let Err(e) = fs::create_dir_all(&workdir) {
-        eprintln!("ringsip-bench: cannot create {}: {e}", workdir.display());
-        return ExitCode::from(1);
-    }
+    let (stop, workdir) = match run_setup("ringsip-bench") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let result = lb_in(&a, rate, &router_cpus, &gen_cpus, &workdir, &stop);
     let keep = a.keep || !matches!(result, Ok(true));
     if keep {
@@ -941,6 +935,21 @@ fn ramp(ctx: &Ctx<'_>, r: &mut RouterProc, idle: (f64, f64), start: f64, base: R
         }
         rate = (rate * a.ramp_factor).round();
     }
+}
+
+/// What every subcommand sets up: a stop flag raised by SIGINT/SIGTERM, and a work directory
+/// (`<tmp>/<name>-<pid>`) for configs and router logs.
+pub(crate) fn run_setup(name: &str) -> Result<(Arc<AtomicBool>, PathBuf), ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    let workdir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    if let Err(e) = fs::create_dir_all(&workdir) {
+        eprintln!("ringsip-bench: cannot create {}: {e}", workdir.display());
+        return Err(ExitCode::from(1));
+    }
+    Ok((stop, workdir))
 }
 
 #[cfg(test)]

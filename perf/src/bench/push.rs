@@ -25,7 +25,6 @@ use std::io::{self, BufWriter, Write};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
@@ -178,15 +177,10 @@ pub(crate) fn push(a: PushArgs) -> ExitCode {
         eprintln!("ringsip-bench: warning: router CPUs {} overlap generator CPUs {}", a.router_cpus, a.gen_cpus);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
-    let workdir = std::env::temp_dir().join(format!("ringsip-bench-push-{}", std::process::id()));
-    if let Err(e) = fs::create_dir_all(&workdir) {
-        eprintln!("ringsip-bench: cannot create {}: {e}", workdir.display());
-        return ExitCode::from(1);
-    }
+    let (stop, workdir) = match super::run_setup("ringsip-bench-push") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let cpus = Cpus { router: router_cpus, generator: gen_cpus, build: build_cpus };
     let result = push_in(&a, &cpus, &workdir, &stop);
     if a.keep || !matches!(result, Ok(true)) {
