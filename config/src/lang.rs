@@ -42,6 +42,8 @@ pub(crate) enum UseKind {
     Tree(String),
     /// `$sht(<table>=>...)`, `sht_set <table>`, `sht_inc <table>`, `sht_delete <table>`.
     Table(String),
+    /// `$si in acl <group>`.
+    Acl(String),
 }
 
 /// A [`UseKind`] at a byte offset of the string.
@@ -426,7 +428,7 @@ fn parse_cidr(text: &str) -> Result<Cidr, String> {
     Ok(Cidr { addr: ip, len })
 }
 
-fn mask(ip: IpAddr, len: u8) -> IpAddr {
+pub(crate) fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
             let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
@@ -712,6 +714,9 @@ impl<'a> Parser<'a> {
     }
 
     fn membership(&mut self, left: Operand, left_at: usize) -> Result<Expr, LangError> {
+        if self.peek_word("acl") {
+            return self.acl(&left, left_at);
+        }
         let net = matches!(left, Operand::Pv(Pv::SrcIp | Pv::LocalIp));
         let at = self.here();
         match self.peek().map(|t| t.tok.clone()) {
@@ -765,6 +770,33 @@ impl<'a> Parser<'a> {
                 let _ = left_at;
                 err(at, "`in` needs a list in brackets after it")
             }
+        }
+    }
+
+    /// `$si in acl NAME` (the parser is at `acl`): records the group's use.
+    fn acl(&mut self, left: &Operand, left_at: usize) -> Result<Expr, LangError> {
+        if *left != Operand::Pv(Pv::SrcIp) {
+            return err(left_at, "acl groups match the source address: write $si in acl NAME");
+        }
+        self.pos += 1;
+        match self.next() {
+            Some(Token { tok: Tok::Word(w), at, .. }) if !KEYWORDS.contains(&w.as_str()) => {
+                if !crate::walk::is_name(&w) {
+                    return err(
+                        at,
+                        format!("\"{w}\" is not an acl group name (a letter, then letters, digits, _ and -)"),
+                    );
+                }
+                self.uses.push(Use { kind: UseKind::Acl(w.clone()), at });
+                Ok(Expr::InAcl(w))
+            }
+            Some(Token { tok: Tok::Str { value, .. }, at, .. }) => {
+                err(at, format!("write the acl group name without quotes: $si in acl {value}"))
+            }
+            Some(t) => {
+                err(t.at, format!("`in acl` needs a group name (like $si in acl trusted), not {}", show(&t.tok)))
+            }
+            None => err(self.src.len(), "`in acl` needs a group name: $si in acl trusted"),
         }
     }
 
@@ -1468,6 +1500,35 @@ mod tests {
         let mut uses = Vec::new();
         parse_cond("$rs >= 500", &mut uses).unwrap();
         assert_eq!(uses, vec![Use { kind: UseKind::ReplyPv("$rs"), at: 0 }]);
+    }
+
+    #[test]
+    fn acl_conditions() {
+        assert!(matches!(cond("$si in acl trusted"), Expr::InAcl(ref n) if n == "trusted"));
+        let Expr::Not(e) = cond("not $si in acl trusted") else { panic!() };
+        assert!(matches!(*e, Expr::InAcl(ref n) if n == "trusted"));
+        assert!(matches!(cond("$si in acl a-1 and $rm == INVITE"), Expr::And(..)));
+        assert!(matches!(cond("($si in acl peers) or true"), Expr::Or(..)));
+        let mut uses = Vec::new();
+        parse_cond("not $si in acl  peers_v6", &mut uses).unwrap();
+        assert_eq!(uses, vec![Use { kind: UseKind::Acl("peers_v6".into()), at: 16 }]);
+    }
+
+    #[test]
+    fn acl_condition_errors() {
+        let check = |text: &str, at: usize, msg: &str| {
+            let e = cond_err(text);
+            assert_eq!((e.at, e.msg.as_str()), (at, msg), "{text}");
+        };
+        check("$Ri in acl trusted", 0, "acl groups match the source address: write $si in acl NAME");
+        check("$rU in acl trusted", 0, "acl groups match the source address: write $si in acl NAME");
+        check("true and $sp in acl trusted", 9, "acl groups match the source address: write $si in acl NAME");
+        check("$si in acl", 10, "`in acl` needs a group name: $si in acl trusted");
+        check("$si in acl 1st", 11, "\"1st\" is not an acl group name (a letter, then letters, digits, _ and -)");
+        check("$si in acl \"trusted\"", 11, "write the acl group name without quotes: $si in acl trusted");
+        check("$si in acl and", 11, "`in acl` needs a group name (like $si in acl trusted), not `and`");
+        check("$si in acl [a]", 11, "`in acl` needs a group name (like $si in acl trusted), not `[`");
+        check("$si in acl a b", 13, "unexpected `b` after the condition (join conditions with `and` / `or`)");
     }
 
     fn sht(table: &str, key: Vec<Piece>) -> Sht {

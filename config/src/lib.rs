@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod acl;
 mod csvfile;
 mod dispatcher;
 mod error;
@@ -70,6 +71,8 @@ pub struct Config {
     pub mtrees: Vec<MtreeTable>,
     /// `[[htable]]`: named runtime key/value tables, in file order.
     pub htables: Vec<HtableDef>,
+    /// `[[acl]]`: named address groups, in file order.
+    pub acls: Vec<AclGroup>,
     /// The file the config was read from (the `origin` given to [`parse`]).
     #[rkyv(with = rkyv::with::AsString)]
     pub source: PathBuf,
@@ -227,6 +230,28 @@ pub enum HtableValue {
     Int(i64),
     /// Text (non-empty, one line).
     Text(String),
+}
+
+/// `[[acl]]`: a named group of addresses and networks (Kamailio's `permissions` address
+/// groups), matched by routes with `$si in acl NAME`. Validated: name unique, every entry an
+/// IP address or network without host bits set, ports 1–65535, no entry twice.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct AclGroup {
+    /// The name routes use. A letter, then letters, digits, `_` and `-`; unique among acls.
+    pub name: String,
+    /// The entries: inline `entries` first, then the `file` rows.
+    pub entries: Vec<AclEntry>,
+}
+
+/// One entry of an `[[acl]]` group.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct AclEntry {
+    /// The network (a plain address is a /32 or /128); no host bits set.
+    pub net: route::Cidr,
+    /// The source port the entry is limited to; `None`: any port.
+    pub port: Option<u16>,
+    /// Where it was written, for messages: `ringsip.toml:12:5` or `peers.csv row 7`.
+    pub origin: String,
 }
 
 /// `[dispatcher]`.
@@ -484,7 +509,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         return None;
     }
     let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
-    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "route"]);
+    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route"]);
 
     let server = match root.get("server") {
         Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
@@ -508,6 +533,10 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         Some(v) => htable::parse(d, v, &base),
         None => htable::Parsed { names_complete: true, ..htable::Parsed::default() },
     };
+    let acls = match root.get("acl") {
+        Some(v) => acl::parse(d, v, &base),
+        None => acl::Parsed { names_complete: true, ..acl::Parsed::default() },
+    };
     let routes = match root.get("route") {
         Some(v) => walk::table(d, v, "[route]").and_then(|t| {
             routes::parse(
@@ -516,6 +545,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
                 set_ids,
                 routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete },
                 routes::TableNames { names: &htables.names, complete: htables.names_complete },
+                routes::AclNames { names: &acls.names, complete: acls.names_complete },
             )
         }),
         None => {
@@ -529,6 +559,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         routes: routes?,
         mtrees: mtrees.tables,
         htables: htables.tables,
+        acls: acls.groups,
         source: origin.to_path_buf(),
     })
 }

@@ -184,8 +184,8 @@ pub enum CmpOp {
     Contains,
 }
 
-/// A network prefix for `in` conditions on `$si`/`$Ri`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// A network prefix for `in` conditions on `$si`/`$Ri` (and `[[acl]]` entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Cidr {
     /// Network address.
     pub addr: IpAddr,
@@ -218,6 +218,9 @@ pub enum Expr {
     InList(Operand, Vec<Operand>),
     /// `$si in 10.0.0.0/8` or `$si in [10.0.0.0/8, 192.0.2.1]`
     InNet(Operand, Vec<Cidr>),
+    /// `$si in acl NAME`: the source address (and, for entries with a port, the source
+    /// port) matches an entry of the `[[acl]]` group NAME (validated to exist).
+    InAcl(String),
     /// `exists $hdr(X)` / `exists $tt`: the value is present (even if empty).
     Exists(Pv),
     /// `exists $sht(table=>key)`: the key is in the htable and not expired.

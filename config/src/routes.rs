@@ -37,6 +37,13 @@ pub(crate) struct TableNames<'a> {
     pub(crate) complete: bool,
 }
 
+/// What the routes may refer to among the `[[acl]]` groups.
+pub(crate) struct AclNames<'a> {
+    pub(crate) names: &'a BTreeSet<String>,
+    /// False when some group's name could not be read: unknown names are then not reported.
+    pub(crate) complete: bool,
+}
+
 /// A use located in the TOML file.
 struct FileUse {
     kind: UseKind,
@@ -56,6 +63,7 @@ pub(crate) fn parse(
     sets: Option<SetIds<'_>>,
     trees: TreeNames<'_>,
     tables: TableNames<'_>,
+    acls: AclNames<'_>,
 ) -> Option<Routes> {
     let mut routes: BTreeMap<String, Parsed> = BTreeMap::new();
     let mut ok = true;
@@ -116,6 +124,18 @@ pub(crate) fn parse(
                         ),
                         Some(c) => format!("unknown htable \"{table}\" (did you mean \"{c}\"? htables: {list})"),
                         None => format!("unknown htable \"{table}\" (htables: {list})"),
+                    };
+                    d.at(u.pos, msg);
+                }
+                UseKind::Acl(group) if acls.complete && !acls.names.contains(group) => {
+                    let names = || acls.names.iter().map(String::as_str);
+                    let list = names().collect::<Vec<_>>().join(", ");
+                    let msg = match closest(group, names()) {
+                        _ if acls.names.is_empty() => format!(
+                            "unknown acl group \"{group}\" (no [[acl]] is defined; add one with name = \"{group}\")"
+                        ),
+                        Some(c) => format!("unknown acl group \"{group}\" (did you mean \"{c}\"? acl groups: {list})"),
+                        None => format!("unknown acl group \"{group}\" (acl groups: {list})"),
                     };
                     d.at(u.pos, msg);
                 }

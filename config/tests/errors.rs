@@ -79,7 +79,7 @@ fn base_is_valid() {
 fn unknown_key_top_level() {
     let text = format!("{BASE}\n[logging]\nlevel = 1\n");
     let e = expect(&text, "[logging]", "unknown key \"logging\"");
-    assert!(e.message.contains("allowed: server, dispatcher, mtree, htable, route"), "{}", e.message);
+    assert!(e.message.contains("allowed: server, dispatcher, mtree, htable, acl, route"), "{}", e.message);
     assert_eq!(e.col, 2);
 }
 

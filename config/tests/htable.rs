@@ -181,7 +181,7 @@ fn unknown_keys() {
         &text,
         "[[htabel]]",
         "htabel",
-        "unknown key \"htabel\" in the top level (did you mean \"htable\"? allowed: server, dispatcher, mtree, htable, route)",
+        "unknown key \"htabel\" in the top level (did you mean \"htable\"? allowed: server, dispatcher, mtree, htable, acl, route)",
     );
 }
 

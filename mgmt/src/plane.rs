@@ -499,6 +499,19 @@ pub fn changes(old: &Shared, new: &Shared) -> Vec<String> {
     for t in o.htables.iter().filter(|t| !n.htables.iter().any(|x| x.name == t.name)) {
         out.push(format!("htable {} removed (its entries are dropped)", t.name));
     }
+    // acl groups
+    for g in &n.acls {
+        match o.acls.iter().find(|x| x.name == g.name) {
+            None => out.push(format!("acl {} added ({} entries)", g.name, g.entries.len())),
+            Some(p) if p.entries.iter().map(|e| (e.net, e.port)).ne(g.entries.iter().map(|e| (e.net, e.port))) => {
+                out.push(format!("acl {}: {} → {} entries", g.name, p.entries.len(), g.entries.len()))
+            }
+            Some(_) => {}
+        }
+    }
+    for g in o.acls.iter().filter(|g| !n.acls.iter().any(|x| x.name == g.name)) {
+        out.push(format!("acl {} removed", g.name));
+    }
     // routes
     if format!("{:?}", o.routes) != format!("{:?}", n.routes) {
         out.push("routes changed".to_string());

@@ -226,6 +226,8 @@ pub enum Expr {
     InList(Operand, Vec<Operand>),
     /// membership in networks
     InNet(Operand, Vec<Cidr>),
+    /// `$si in acl NAME`: the source matches the group (an index in [`Program::acls`])
+    InAcl(usize),
     /// presence
     Exists(Pv),
     /// an htable key is present and not expired
@@ -371,6 +373,71 @@ pub struct Program {
     /// The names of the `[[htable]]` tables, in config order (the order of the snapshot's
     /// [`Tables`], which `$sht` and `sht_*` index).
     pub htable_names: Vec<String>,
+    /// The `[[acl]]` groups, built, in config order (`$si in acl NAME` indexes them).
+    pub acls: Vec<AclSet>,
+    /// Their names.
+    pub acl_names: Vec<String>,
+}
+
+/// A built `[[acl]]` group: its IPv4 and IPv6 entries as (network, mask, port) with port 0
+/// for any port, most specific first. Groups are small: a match is a linear scan, without
+/// allocation.
+#[derive(Clone, Debug, Default)]
+pub struct AclSet {
+    v4: Box<[(u32, u32, u16)]>,
+    v6: Box<[(u128, u128, u16)]>,
+}
+
+impl AclSet {
+    /// Build a group from its validated entries.
+    pub fn new(group: &ringsip_config::AclGroup) -> AclSet {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let mut entries: Vec<&ringsip_config::AclEntry> = group.entries.iter().collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.net.len));
+        for e in entries {
+            let port = e.port.unwrap_or(0);
+            match e.net.addr {
+                IpAddr::V4(a) => {
+                    let len = u32::from(e.net.len.min(32));
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                    v4.push((u32::from(a) & mask, mask, port));
+                }
+                IpAddr::V6(a) => {
+                    let len = u32::from(e.net.len.min(128));
+                    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                    v6.push((u128::from(a) & mask, mask, port));
+                }
+            }
+        }
+        AclSet { v4: v4.into(), v6: v6.into() }
+    }
+
+    /// Does `src` match an entry: its address in the network and, for an entry with a port,
+    /// that port? An IPv4-mapped IPv6 source also matches the IPv4 entries.
+    #[inline]
+    pub fn matches(&self, src: SocketAddr) -> bool {
+        let port = src.port();
+        let v4 = |a: u32| self.v4.iter().any(|&(net, mask, p)| a & mask == net && (p == 0 || p == port));
+        match src.ip() {
+            IpAddr::V4(a) => v4(u32::from(a)),
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                self.v6.iter().any(|&(net, mask, p)| x & mask == net && (p == 0 || p == port))
+                    || a.to_ipv4_mapped().is_some_and(|m| v4(u32::from(m)))
+            }
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// An mtree value at run time: its text (what `$mt` reads) and, for a sets tree, the
@@ -563,11 +630,13 @@ impl Table {
 
 impl Program {
     /// Compile validated routes; `set_index` maps a dispatcher set id to its index. Builds
-    /// the trees from their entries. htables are referred to by their index in `htables`.
+    /// the trees from their entries and the acl groups. htables are referred to by their
+    /// index in `htables`.
     pub fn compile(
         routes: &ringsip_config::Routes,
         mtrees: &[ringsip_config::MtreeTable],
         htables: &[ringsip_config::HtableDef],
+        acls: &[ringsip_config::AclGroup],
         set_index: impl Fn(u32) -> Option<usize>,
     ) -> Result<Program, String> {
         let mut tables = Vec::with_capacity(mtrees.len());
@@ -577,20 +646,29 @@ impl Program {
         }
         let tree_names = mtrees.iter().map(|t| t.name.clone()).collect();
         let htable_names = htables.iter().map(|t| t.name.clone()).collect();
-        Program::with_tables(routes, tree_names, tables, htable_names, set_index)
+        Program::with_tables(routes, tree_names, tables, htable_names, acls, set_index)
     }
 
     /// Compile validated routes over trees that are already built (from a snapshot);
-    /// `htable_names` are the `[[htable]]` names in config order.
+    /// `htable_names` are the `[[htable]]` names in config order; the `[[acl]]` groups are
+    /// built here.
     pub fn with_tables(
         routes: &ringsip_config::Routes,
         tree_names: Vec<String>,
         trees: Vec<Table>,
         htable_names: Vec<String>,
+        acls: &[ringsip_config::AclGroup],
         set_index: impl Fn(u32) -> Option<usize>,
     ) -> Result<Program, String> {
         let names: Vec<String> = routes.named.keys().cloned().collect();
-        let c = Compiler { names: &names, tree_names: &tree_names, htable_names: &htable_names, set_index: &set_index };
+        let acl_names: Vec<String> = acls.iter().map(|g| g.name.clone()).collect();
+        let c = Compiler {
+            names: &names,
+            tree_names: &tree_names,
+            htable_names: &htable_names,
+            acl_names: &acl_names,
+            set_index: &set_index,
+        };
         Ok(Program {
             request: c.route(&routes.request)?,
             reply: routes.reply.as_ref().map(|r| c.route(r)).transpose()?,
@@ -599,6 +677,8 @@ impl Program {
             trees,
             tree_names,
             htable_names,
+            acls: acls.iter().map(AclSet::new).collect(),
+            acl_names,
         })
     }
 }
@@ -607,6 +687,7 @@ struct Compiler<'c> {
     names: &'c [String],
     tree_names: &'c [String],
     htable_names: &'c [String],
+    acl_names: &'c [String],
     set_index: &'c dyn Fn(u32) -> Option<usize>,
 }
 
@@ -658,6 +739,9 @@ impl Compiler<'_> {
                 Expr::InList(self.operand(l)?, items.iter().map(|i| self.operand(i)).collect::<Result<_, _>>()?)
             }
             E::InNet(l, nets) => Expr::InNet(self.operand(l)?, nets.clone()),
+            E::InAcl(name) => Expr::InAcl(
+                self.acl_names.iter().position(|n| n == name).ok_or_else(|| format!("acl {name} does not exist"))?,
+            ),
             E::Exists(pv) => Expr::Exists(Pv::compile(pv)),
             E::ShtExists(s) => Expr::ShtExists(self.sht(s)?),
             E::HasToTag => Expr::HasToTag,
@@ -784,6 +868,8 @@ pub struct Ctx<'m, 'a> {
     pub mt: Option<(usize, usize)>,
     /// The snapshot's htables (for `$sht` and `sht_*`).
     pub htables: &'m Tables,
+    /// The program's acl groups (for `$si in acl NAME`).
+    pub acls: &'m [AclSet],
     /// When the message was received: the time htable entries expire against.
     pub now: Instant,
 }
@@ -955,6 +1041,7 @@ impl<'m> Ctx<'m, '_> {
                 Val::Ip(ip) => nets.iter().any(|n| in_net(ip, n)),
                 _ => false,
             }),
+            Expr::InAcl(i) => self.acls.get(*i).is_some_and(|a| a.matches(self.src)),
         }
     }
 

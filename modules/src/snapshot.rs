@@ -36,8 +36,10 @@ use crate::route::build_tree;
 
 /// The first bytes of every snapshot.
 pub const MAGIC: &[u8; 8] = b"RSNAPv1\0";
-/// The layout version this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The layout version this build writes and reads. Raise it whenever the archived config
+/// model changes shape (2: htables and acl groups), so that a snapshot from another build is
+/// refused as "format N" rather than as an invalid archive.
+pub const FORMAT: u32 = 2;
 /// Header length.
 pub const HEADER: usize = 64;
 /// Largest archive accepted (a snapshot with ten million prefixes is about 200 MB).
@@ -166,6 +168,7 @@ pub fn build(cfg: &Config, version: u64, built_unix_ms: u64) -> Result<Vec<u8>, 
             })
             .collect(),
         htables: cfg.htables.clone(),
+        acls: cfg.acls.clone(),
         source: cfg.source.clone(),
     };
     let content = Content { config, trees };

@@ -70,7 +70,8 @@ impl Shared {
     /// snapshot, [`Shared::from_snapshot`]).
     pub fn new(cfg: &Config) -> Result<Shared, String> {
         let dispatcher = Arc::new(Dispatcher::new(&cfg.dispatcher));
-        let program = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |id| dispatcher.set_index(id))?;
+        let program =
+            Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |id| dispatcher.set_index(id))?;
         let htables = htables_for(cfg, None);
         Ok(Shared::assemble(cfg.clone(), crate::snapshot::Meta::default(), dispatcher, program, htables))
     }
@@ -92,7 +93,7 @@ impl Shared {
         }
         let names = cfg.mtrees.iter().map(|t| t.name.clone()).collect();
         let htable_names = cfg.htables.iter().map(|t| t.name.clone()).collect();
-        let program = Program::with_tables(&cfg.routes, names, tables, htable_names, set_index)
+        let program = Program::with_tables(&cfg.routes, names, tables, htable_names, &cfg.acls, set_index)
             .map_err(SnapshotError::Invalid)?;
         for s in &cfg.dispatcher.sets {
             if s.algorithm == Algorithm::HashPv && s.hash_pv.is_none() {
@@ -220,6 +221,7 @@ fn route_ctx<'m, 'a>(m: &'m Message<'a>, d: &Datagram<'_>, myself: &'m Myself, s
         trees: &shared.program.trees,
         mt: None,
         htables: &shared.htables,
+        acls: &shared.program.acls,
         now: d.now,
     }
 }

@@ -173,6 +173,9 @@ fn check(file: &std::path::Path) -> ExitCode {
             tree.memory_bytes().div_ceil(1024)
         );
     }
+    for g in &cfg.acls {
+        println!("  acl {}: {} entr{}", g.name, g.entries.len(), if g.entries.len() == 1 { "y" } else { "ies" });
+    }
     for t in &cfg.htables {
         println!(
             "  htable {}: {}, {}, {} seed entr{}",

@@ -8,7 +8,7 @@ fn cond(expr: &str) -> Expr {
         "[server]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:[::1]:5070\"]\n[[route.request]]\nif = '''{expr}'''\ndo = \"forward\"\n"
     );
     let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{expr}: {e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
     p.request[0].cond.clone().unwrap()
 }
 
@@ -43,6 +43,7 @@ fn eval(expr: &str, raw: &[u8], src: &str) -> bool {
         trees: &[],
         mt: None,
         htables: &no_tables,
+        acls: &[],
         now: std::time::Instant::now(),
     };
     let e = cond(expr);
@@ -122,7 +123,7 @@ fn replies_and_templates() {
     let ok = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKrsLx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 INVITE\r\n\r\n";
     let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[route.request]]\ndo = \"forward\"\n[[route.reply]]\nif = '$rs >= 400 and $rr == \"Busy Here\" and $rm == INVITE'\ndo = 'append_header X-Seen \"from $si:$sp code $rs ($rr) \\$1\"'\n";
     let cfg = ringsip_config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
     let rule = &p.reply.as_ref().unwrap()[0];
     let m = Message::parse(ok).unwrap();
     let me = myself();
@@ -136,6 +137,7 @@ fn replies_and_templates() {
         trees: &[],
         mt: None,
         htables: &no_tables,
+        acls: &[],
         now: std::time::Instant::now(),
     };
     assert!(ctx.eval(rule.cond.as_ref().unwrap()));
@@ -174,7 +176,7 @@ fn tree_values_are_stored_once() {
     }
     text.push_str("]\n");
     let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |id| Some(id as usize - 1)).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |id| Some(id as usize - 1)).unwrap();
     let t = &p.trees[0];
     assert_eq!((t.len(), t.distinct_values()), (1000, 3));
     for i in [0usize, 1, 2, 500, 999] {
@@ -194,7 +196,7 @@ fn sht_program(rules: &str) -> (Program, crate::htable::Tables) {
         "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[htable]]\nname = \"t\"\nautoexpire = \"10s\"\n[[htable]]\nname = \"u\"\n{rules}"
     );
     let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, |_| None).unwrap();
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
     let specs: Vec<crate::htable::Spec> = cfg
         .htables
         .iter()
@@ -213,6 +215,7 @@ fn sht_ctx<'m>(m: &'m Message<'m>, me: &'m Myself, tables: &'m Tables, now: std:
         trees: &[],
         mt: None,
         htables: tables,
+        acls: &[],
         now,
     }
 }
@@ -328,4 +331,107 @@ fn sht_writes() {
     assert!(u.exists(b"port-alice", later));
     // t has autoexpire 10s
     assert!(!t.exists(b"203.0.113.45", now + std::time::Duration::from_secs(11)));
+}
+
+/// Evaluate `expr` (a request-route condition) for a message from `src`, over these
+/// `[[acl]]` groups.
+fn acl_eval(acls: &str, expr: &str, src: &str) -> bool {
+    let text = format!(
+        "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n{acls}\n[[route.request]]\nif = '''{expr}'''\ndo = \"forward\"\n"
+    );
+    let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
+    let m = Message::parse(INVITE).unwrap();
+    let me = myself();
+    let no_tables = Tables::default();
+    let ctx = Ctx {
+        msg: &m,
+        src: src.parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        du: None,
+        myself: &me,
+        trees: &[],
+        mt: None,
+        htables: &no_tables,
+        acls: &p.acls,
+        now: std::time::Instant::now(),
+    };
+    ctx.eval(p.request[0].cond.as_ref().unwrap())
+}
+
+const ACLS: &str = r#"
+[[acl]]
+name = "trusted"
+entries = ["10.0.0.0/8", "192.0.2.10", "198.51.100.7:5060", "203.0.113.0/24:5080", "2001:db8::/32", "[2001:db8:ffff::1]:5070"]
+
+[[acl]]
+name = "other"
+entries = ["192.0.2.99"]
+"#;
+
+#[test]
+fn acl_groups_match_the_source() {
+    for (src, want) in [
+        ("10.1.2.3:5060", true),
+        ("10.255.255.255:1", true),
+        ("192.0.2.10:5099", true),
+        ("192.0.2.11:5060", false),
+        ("11.0.0.1:5060", false),
+        ("192.0.2.99:5060", false),
+        // IPv4-mapped IPv6 sources match IPv4 entries
+        ("[::ffff:10.0.0.1]:5060", true),
+        ("[2001:db8::1]:5060", true),
+        ("[2001:db8:1234::9]:1", true),
+        ("[2001:db9::1]:5060", false),
+        ("[::1]:5060", false),
+    ] {
+        assert_eq!(acl_eval(ACLS, "$si in acl trusted", src), want, "{src}");
+        assert_eq!(acl_eval(ACLS, "not $si in acl trusted", src), !want, "not, {src}");
+    }
+    assert!(acl_eval(ACLS, "$si in acl other", "192.0.2.99:5060"));
+    assert!(!acl_eval(ACLS, "$si in acl other", "192.0.2.10:5060"));
+}
+
+#[test]
+fn acl_entries_with_a_port_match_only_that_port() {
+    for (src, want) in [
+        ("198.51.100.7:5060", true),
+        ("198.51.100.7:5061", false),
+        ("203.0.113.44:5080", true),
+        ("203.0.113.44:5060", false),
+        ("[2001:db8:ffff::1]:5070", true), // also inside 2001:db8::/32 (any port)
+        ("[::ffff:198.51.100.7]:5060", true),
+        ("[::ffff:198.51.100.7]:5061", false),
+    ] {
+        assert_eq!(acl_eval(ACLS, "$si in acl trusted", src), want, "{src}");
+    }
+    let v6 = "[[acl]]\nname = \"v6\"\nentries = [\"[2001:db8::1]:5070\", \"[2001:db8:1::]/48:5071\"]\n";
+    assert!(acl_eval(v6, "$si in acl v6", "[2001:db8::1]:5070"));
+    assert!(!acl_eval(v6, "$si in acl v6", "[2001:db8::1]:5071"));
+    assert!(acl_eval(v6, "$si in acl v6", "[2001:db8:1:2::3]:5071"));
+    assert!(!acl_eval(v6, "$si in acl v6", "[2001:db8:1:2::3]:5070"));
+    assert!(!acl_eval(v6, "$si in acl v6", "[2001:db8::2]:5070"));
+}
+
+#[test]
+fn acl_sets_and_compiled_indices() {
+    let cfg = ringsip_config::parse(
+        &format!("[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n{ACLS}\n[[route.request]]\nif = '$si in acl other or $si in acl trusted'\ndo = \"forward\"\n"),
+        Path::new("t.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
+    assert_eq!(p.acl_names, ["trusted", "other"]);
+    assert_eq!((p.acls[0].len(), p.acls[1].len()), (6, 1));
+    let Some(Expr::Or(a, b)) = &p.request[0].cond else { panic!() };
+    assert!(matches!((&**a, &**b), (Expr::InAcl(1), Expr::InAcl(0))));
+    // an empty group matches nothing; a /0 matches every address of its family
+    let empty = AclSet::default();
+    assert!(empty.is_empty() && !empty.matches("10.0.0.1:5060".parse().unwrap()));
+    let all = "[[acl]]\nname = \"all\"\nentries = [\"0.0.0.0/0\"]\n";
+    assert!(acl_eval(all, "$si in acl all", "198.51.100.1:1"));
+    assert!(!acl_eval(all, "$si in acl all", "[2001:db8::1]:1"));
+    // a program compiled without the group refuses the route
+    let e = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &[], |_| None).unwrap_err();
+    assert_eq!(e, "acl other does not exist");
 }

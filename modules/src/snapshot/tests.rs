@@ -74,3 +74,19 @@ fn damaged_archives_behind_a_good_hash_never_panic() {
     // the others change a string or a number and still load as a valid (different) config
     assert!(refused > 300, "only {refused} of 3000 damaged archives were refused");
 }
+
+#[test]
+fn acl_groups_travel_in_the_snapshot() {
+    let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+[[acl]]\nname = \"trusted\"\nentries = [\"10.0.0.0/8\", \"[2001:db8::1]:5070\"]\n\
+[[route.request]]\nif = \"not $si in acl trusted\"\ndo = \"drop\"\n\
+[[route.request]]\ndo = \"forward\"\n";
+    let cfg = ringsip_config::parse(text, std::path::Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let opened = open(&build(&cfg, 1, 0).unwrap()).unwrap();
+    assert_eq!(opened.config.acls, cfg.acls);
+    let shared = crate::stateless::Shared::from_snapshot(opened, None).unwrap();
+    assert_eq!(shared.program.acl_names, ["trusted"]);
+    assert_eq!(shared.program.acls[0].len(), 2);
+    assert!(shared.program.acls[0].matches("10.9.8.7:5060".parse().unwrap()));
+    assert!(!shared.program.acls[0].matches("[2001:db8::1]:5071".parse().unwrap()));
+}
