@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
 
-use toml::de::DeValue;
-
 use crate::csvfile::CsvFile;
 use crate::error::Diag;
 use crate::route::Cidr;
@@ -18,32 +16,12 @@ use crate::{AclEntry, AclGroup};
 const KEYS: &[&str] = &["name", "entries", "file"];
 const COLUMNS: &[&str] = &["address", "port", "comment"];
 
-/// What the routes need to know about the groups, even when some have errors.
-#[derive(Debug, Default)]
-pub(crate) struct Parsed {
-    /// The groups that were read without errors, in file order.
-    pub(crate) groups: Vec<AclGroup>,
-    /// Every group name that was read (even of a group with other errors), so routes can
-    /// report unknown names.
-    pub(crate) names: BTreeSet<String>,
-    /// False when some group's name could not be read (then unknown names are not reported).
-    pub(crate) names_complete: bool,
-}
+/// The parsed `[[acl]]` section.
+pub(crate) type Parsed = walk::Named<AclGroup>;
 
 /// Parse the `acl` key of the top level (an array of tables, `[[acl]]`).
 pub(crate) fn parse(d: &mut Diag<'_>, v: &Val<'_>, base: &Path) -> Parsed {
-    let mut out = Parsed { names_complete: true, ..Parsed::default() };
-    match v.get_ref() {
-        DeValue::Array(a) if a.iter().all(|t| matches!(t.get_ref(), DeValue::Table(_))) => {}
-        _ => out.names_complete = false,
-    }
-    let mut lines: HashMap<String, usize> = HashMap::new();
-    for t in walk::tables(d, v, "acl", "[[acl]]") {
-        if let Some(group) = parse_group(d, &t, base, &mut out, &mut lines) {
-            out.groups.push(group);
-        }
-    }
-    out
+    walk::named_sections(d, v, "acl", "[[acl]]", |d, t, out, lines| parse_group(d, t, base, out, lines))
 }
 
 /// A group being filled: its entries and where each was first seen.

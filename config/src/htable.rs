@@ -28,32 +28,12 @@ const MIN_EXPIRY: Duration = Duration::from_secs(1);
 /// The longest expiry: 365 days. Longer is "never": leave the key out.
 const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// What the routes need to know about the tables, even when some have errors.
-#[derive(Debug, Default)]
-pub(crate) struct Parsed {
-    /// The tables that were read without errors, in file order.
-    pub(crate) tables: Vec<HtableDef>,
-    /// Every table name that was read (even of a table with other errors), so routes can
-    /// report unknown names.
-    pub(crate) names: BTreeSet<String>,
-    /// False when some table's name could not be read (then unknown names are not reported).
-    pub(crate) names_complete: bool,
-}
+/// The parsed `[[htable]]` section.
+pub(crate) type Parsed = walk::Named<HtableDef>;
 
 /// Parse the `htable` key of the top level (an array of tables, `[[htable]]`).
 pub(crate) fn parse(d: &mut Diag<'_>, v: &Val<'_>, base: &Path) -> Parsed {
-    let mut out = Parsed { names_complete: true, ..Parsed::default() };
-    match v.get_ref() {
-        DeValue::Array(a) if a.iter().all(|t| matches!(t.get_ref(), DeValue::Table(_))) => {}
-        _ => out.names_complete = false,
-    }
-    let mut lines: HashMap<String, usize> = HashMap::new();
-    for t in walk::tables(d, v, "htable", "[[htable]]") {
-        if let Some(table) = parse_table(d, &t, base, &mut out, &mut lines) {
-            out.tables.push(table);
-        }
-    }
-    out
+    walk::named_sections(d, v, "htable", "[[htable]]", |d, t, out, lines| parse_table(d, t, base, out, lines))
 }
 
 /// A table being filled: its seeds and where each key was first seen.
@@ -379,7 +359,7 @@ mod tests {
     fn names_of_tables_with_errors_are_known() {
         let (p, errors) = parsed("[[htable]]\nname = \"a\"\nmax_entries = 0\n[[htable]]\nname = \"b\"\n");
         assert_eq!(errors, 1);
-        assert_eq!(p.tables.len(), 1);
+        assert_eq!(p.items.len(), 1);
         assert_eq!(p.names, BTreeSet::from(["a".to_string(), "b".to_string()]));
         assert!(p.names_complete);
 

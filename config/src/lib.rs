@@ -531,11 +531,11 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
     };
     let htables = match root.get("htable") {
         Some(v) => htable::parse(d, v, &base),
-        None => htable::Parsed { names_complete: true, ..htable::Parsed::default() },
+        None => htable::Parsed::default(),
     };
     let acls = match root.get("acl") {
         Some(v) => acl::parse(d, v, &base),
-        None => acl::Parsed { names_complete: true, ..acl::Parsed::default() },
+        None => acl::Parsed::default(),
     };
     let routes = match root.get("route") {
         Some(v) => walk::table(d, v, "[route]").and_then(|t| {
@@ -544,8 +544,8 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
                 &t,
                 set_ids,
                 routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete },
-                routes::TableNames { names: &htables.names, complete: htables.names_complete },
-                routes::AclNames { names: &acls.names, complete: acls.names_complete },
+                routes::KnownNames { names: &htables.names, complete: htables.names_complete },
+                routes::KnownNames { names: &acls.names, complete: acls.names_complete },
             )
         }),
         None => {
@@ -558,8 +558,8 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         dispatcher: dispatcher?.dispatcher,
         routes: routes?,
         mtrees: mtrees.tables,
-        htables: htables.tables,
-        acls: acls.groups,
+        htables: htables.items,
+        acls: acls.items,
         source: origin.to_path_buf(),
     })
 }

@@ -30,17 +30,10 @@ pub(crate) struct TreeNames<'a> {
     pub(crate) complete: bool,
 }
 
-/// What the routes may refer to among the `[[htable]]` tables.
-pub(crate) struct TableNames<'a> {
+/// What the routes may refer to in a named section (`[[htable]]` tables, `[[acl]]` groups).
+pub(crate) struct KnownNames<'a> {
     pub(crate) names: &'a BTreeSet<String>,
-    /// False when some table's name could not be read: unknown names are then not reported.
-    pub(crate) complete: bool,
-}
-
-/// What the routes may refer to among the `[[acl]]` groups.
-pub(crate) struct AclNames<'a> {
-    pub(crate) names: &'a BTreeSet<String>,
-    /// False when some group's name could not be read: unknown names are then not reported.
+    /// False when some entry's name could not be read: unknown names are then not reported.
     pub(crate) complete: bool,
 }
 
@@ -62,8 +55,8 @@ pub(crate) fn parse(
     t: &Table<'_, '_>,
     sets: Option<SetIds<'_>>,
     trees: TreeNames<'_>,
-    tables: TableNames<'_>,
-    acls: AclNames<'_>,
+    tables: KnownNames<'_>,
+    acls: KnownNames<'_>,
 ) -> Option<Routes> {
     let mut routes: BTreeMap<String, Parsed> = BTreeMap::new();
     let mut ok = true;

@@ -184,3 +184,50 @@ pub(crate) fn entry_name(
     }
     Some(name)
 }
+
+/// The entries of an array-of-tables section whose entries routes refer to by name
+/// (`[[htable]]`, `[[acl]]`): the entries read without errors, and every name read (even of an
+/// entry with other errors) so that routes can report unknown names.
+#[derive(Debug)]
+pub(crate) struct Named<T> {
+    /// Entries read without errors, in file order.
+    pub(crate) items: Vec<T>,
+    /// Every name that was read.
+    pub(crate) names: std::collections::BTreeSet<String>,
+    /// False when some entry's name could not be read (then unknown names are not reported).
+    pub(crate) names_complete: bool,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named { items: Vec::new(), names: std::collections::BTreeSet::new(), names_complete: true }
+    }
+}
+
+/// Parse the array of tables under top-level `key` (shown as `label`), one entry at a time
+/// with `one` (which gets the names seen so far, for duplicate checks).
+pub(crate) fn named_sections<T>(
+    d: &mut Diag<'_>,
+    v: &Val<'_>,
+    key: &str,
+    label: &str,
+    mut one: impl FnMut(
+        &mut Diag<'_>,
+        &Table<'_, '_>,
+        &mut Named<T>,
+        &mut std::collections::HashMap<String, usize>,
+    ) -> Option<T>,
+) -> Named<T> {
+    let mut out = Named::default();
+    match v.get_ref() {
+        DeValue::Array(a) if a.iter().all(|t| matches!(t.get_ref(), DeValue::Table(_))) => {}
+        _ => out.names_complete = false,
+    }
+    let mut lines = std::collections::HashMap::new();
+    for t in tables(d, v, key, label) {
+        if let Some(item) = one(d, &t, &mut out, &mut lines) {
+            out.items.push(item);
+        }
+    }
+    out
+}
