@@ -44,6 +44,7 @@ pub mod message;
 pub mod params;
 pub mod proxy;
 pub mod sdp;
+pub mod transaction;
 pub mod uri;
 pub mod values;
 
