@@ -1,7 +1,7 @@
 //! `[[acl]]`: named address groups (Kamailio's `permissions` address groups), matched by
 //! routes with `$si in acl NAME`. Entries come from inline `entries` and/or a CSV `file`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
@@ -9,7 +9,6 @@ use std::path::Path;
 use crate::csvfile::CsvFile;
 use crate::error::Diag;
 use crate::route::Cidr;
-use crate::values::closest;
 use crate::walk::{self, Table, Val};
 use crate::{AclEntry, AclGroup};
 
@@ -119,28 +118,15 @@ fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, ent
     let Some((headers, header_line)) = f.headers(d, &mut rdr) else {
         return;
     };
-    let list = COLUMNS.join(", ");
     if headers.is_empty() {
         let msg =
             "the file is empty: it needs a header row naming the columns (address and optionally port and comment)";
         d.push(f.err(1, None, msg.to_string()));
         return;
     }
-    let mut header_ok = true;
-    let mut found = BTreeSet::new();
-    for h in headers.iter() {
-        if !COLUMNS.contains(&h) {
-            let msg = match closest(h, COLUMNS.iter().copied()) {
-                Some(c) => format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})"),
-                None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
-            };
-            d.push(f.err(header_line, None, msg));
-            header_ok = false;
-        } else if !found.insert(h) {
-            d.push(f.err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
-            header_ok = false;
-        }
-    }
+    let found = f.columns(d, &headers, header_line, COLUMNS);
+    let mut header_ok = found.is_some();
+    let found = found.unwrap_or_default();
     if header_ok && !found.contains("address") {
         let found = headers.iter().collect::<Vec<_>>().join(",");
         let msg = format!("the header row needs the column address (port and comment are optional); found \"{found}\"");

@@ -79,6 +79,37 @@ impl CsvFile {
         rows
     }
 
+    /// Check the header row's column names against `allowed`: each unknown name (with a
+    /// did-you-mean) and each repeated one is reported at `line`. The names found, or `None`
+    /// when any was reported (callers then check which columns they require).
+    pub(crate) fn columns<'h>(
+        &self,
+        d: &mut Diag<'_>,
+        headers: &'h csv::StringRecord,
+        line: usize,
+        allowed: &[&str],
+    ) -> Option<std::collections::BTreeSet<&'h str>> {
+        let list = allowed.join(", ");
+        let mut ok = true;
+        let mut found = std::collections::BTreeSet::new();
+        for h in headers.iter() {
+            if !allowed.contains(&h) {
+                let msg = match crate::values::closest(h, allowed.iter().copied()) {
+                    Some(c) => {
+                        format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})")
+                    }
+                    None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
+                };
+                d.push(self.err(line, None, msg));
+                ok = false;
+            } else if !found.insert(h) {
+                d.push(self.err(line, None, format!("column \"{h}\" appears twice in the header row")));
+                ok = false;
+            }
+        }
+        ok.then_some(found)
+    }
+
     /// The file line of a reader position (the reader's positions are where it started
     /// reading, before skipped comment lines).
     pub(crate) fn line_of(&self, p: Option<&csv::Position>) -> usize {

@@ -1,7 +1,7 @@
 //! `[[htable]]`: named runtime key/value tables (see `HtableDef`), with optional seed entries
 //! from inline `entries` and/or a CSV `file`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use toml::de::DeValue;
 
 use crate::csvfile::CsvFile;
 use crate::error::Diag;
-use crate::values::{self, closest, show_duration};
+use crate::values::{self, show_duration};
 use crate::walk::{self, Table, Val};
 use crate::{HtableDef, HtableSeed, HtableValue};
 
@@ -294,27 +294,14 @@ fn csv_seeds(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, seeds
     let Some((headers, header_line)) = f.headers(d, &mut rdr) else {
         return;
     };
-    let list = COLUMNS.join(", ");
     if headers.is_empty() {
         let msg = "the file is empty: it needs a header row naming the columns (key, value and optionally expires)";
         d.push(f.err(1, None, msg.to_string()));
         return;
     }
-    let mut header_ok = true;
-    let mut found = BTreeSet::new();
-    for h in headers.iter() {
-        if !COLUMNS.contains(&h) {
-            let msg = match closest(h, COLUMNS.iter().copied()) {
-                Some(c) => format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})"),
-                None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
-            };
-            d.push(f.err(header_line, None, msg));
-            header_ok = false;
-        } else if !found.insert(h) {
-            d.push(f.err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
-            header_ok = false;
-        }
-    }
+    let found = f.columns(d, &headers, header_line, COLUMNS);
+    let mut header_ok = found.is_some();
+    let found = found.unwrap_or_default();
     if header_ok && !REQUIRED_COLUMNS.iter().all(|c| found.contains(c)) {
         let found = headers.iter().collect::<Vec<_>>().join(",");
         let msg = format!("the header row needs the columns key and value (expires is optional); found \"{found}\"");
@@ -360,12 +347,12 @@ mod tests {
         let (p, errors) = parsed("[[htable]]\nname = \"a\"\nmax_entries = 0\n[[htable]]\nname = \"b\"\n");
         assert_eq!(errors, 1);
         assert_eq!(p.items.len(), 1);
-        assert_eq!(p.names, BTreeSet::from(["a".to_string(), "b".to_string()]));
+        assert_eq!(p.names, std::collections::BTreeSet::from(["a".to_string(), "b".to_string()]));
         assert!(p.names_complete);
 
         let (p, errors) = parsed("[[htable]]\nname = 5\n[[htable]]\nname = \"b\"\n");
         assert_eq!(errors, 1);
-        assert_eq!(p.names, BTreeSet::from(["b".to_string()]));
+        assert_eq!(p.names, std::collections::BTreeSet::from(["b".to_string()]));
         assert!(!p.names_complete);
 
         let (p, _) = parsed("htable = 5\n");

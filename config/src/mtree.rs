@@ -1,6 +1,6 @@
 //! `[[mtree]]`: named prefix trees (see `MtreeTable`), from inline `entries` and/or a CSV `file`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 
@@ -437,21 +437,9 @@ fn csv_entries(d: &mut Diag<'_>, span: Range<usize>, rel: &str, base: &Path, tre
         d.push(f.err(1, None, format!("the file is empty: it needs a header row naming the columns ({list})")));
         return false;
     }
-    let mut header_ok = true;
-    let mut found = BTreeSet::new();
-    for h in headers.iter() {
-        if !COLUMNS.contains(&h) {
-            let msg = match closest(h, COLUMNS.iter().copied()) {
-                Some(c) => format!("unknown column \"{h}\" in the header row (did you mean \"{c}\"? columns: {list})"),
-                None => format!("unknown column \"{h}\" in the header row (columns: {list})"),
-            };
-            d.push(f.err(header_line, None, msg));
-            header_ok = false;
-        } else if !found.insert(h) {
-            d.push(f.err(header_line, None, format!("column \"{h}\" appears twice in the header row")));
-            header_ok = false;
-        }
-    }
+    let found = f.columns(d, &headers, header_line, COLUMNS);
+    let mut header_ok = found.is_some();
+    let found = found.unwrap_or_default();
     if header_ok && found.len() != COLUMNS.len() {
         let found = headers.iter().collect::<Vec<_>>().join(",");
         d.push(f.err(header_line, None, format!("the header row needs the columns {list}; found \"{found}\"")));
@@ -499,7 +487,7 @@ mod tests {
         assert_eq!(parse_sets("1:3;2", None).unwrap_err().0, Some(4));
         assert_eq!(parse_sets("1;;2", None).unwrap_err().0, Some(2));
         assert_eq!(parse_sets("1; x", None).unwrap_err().0, Some(3));
-        let ids = BTreeSet::from([1, 2]);
+        let ids = std::collections::BTreeSet::from([1, 2]);
         let s = SetIds { ids: &ids, complete: true };
         let e = parse_sets("2;9", Some(&s)).unwrap_err();
         assert_eq!(e, (Some(2), "set 9 in \"2;9\": there is no dispatcher set with id 9 (sets: 1, 2)".to_string()));

@@ -33,11 +33,6 @@ fn expect(text: &str, line_marker: &str, marker: &str, message: &str) {
     assert_eq!(errs.len(), 1, "{}", Errors(errs.clone()));
 }
 
-/// The CSV errors as (line, row, message).
-fn csv_errors(errs: &[ConfigError], csv: &Path) -> Vec<(usize, Option<usize>, String)> {
-    errs.iter().filter(|e| e.file == csv).map(|e| (e.line, e.row, e.message.clone())).collect()
-}
-
 fn entry(net: &str, len: u8, port: Option<u16>, origin: String) -> AclEntry {
     AclEntry { net: Cidr { addr: net.parse().unwrap(), len }, port, origin }
 }

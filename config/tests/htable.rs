@@ -6,7 +6,7 @@ use std::time::Duration;
 
 mod common;
 use common::*;
-use ringsip_config::{ConfigError, Errors, HtableSeed, HtableValue};
+use ringsip_config::{Errors, HtableSeed, HtableValue};
 
 /// A valid config; the tests add `[[htable]]` tables.
 const BASE: &str = r#"[server]
@@ -36,11 +36,6 @@ fn expect(text: &str, line_marker: &str, marker: &str, message: &str) {
     let errs = errors(text);
     expect_in(&errs, line_of(text, line_marker), col_on(text, line_marker, marker), message);
     assert_eq!(errs.len(), 1, "{}", Errors(errs.clone()));
-}
-
-/// The CSV errors as (line, row, message).
-fn csv_errors(errs: &[ConfigError], csv: &Path) -> Vec<(usize, Option<usize>, String)> {
-    errs.iter().filter(|e| e.file == csv).map(|e| (e.line, e.row, e.message.clone())).collect()
 }
 
 fn secs(s: u64) -> Option<Duration> {

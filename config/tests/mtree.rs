@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 use common::*;
-use ringsip_config::{ConfigError, Errors, MtreeKind, MtreeValue};
+use ringsip_config::{Errors, MtreeKind, MtreeValue};
 
 /// A valid config with sets 1 and 2; the tests add `[[mtree]]` tables.
 const BASE: &str = r#"[server]
@@ -38,11 +38,6 @@ fn dir(name: &str) -> PathBuf {
 #[track_caller]
 fn expect(text: &str, line_marker: &str, marker: &str, message: &str) {
     expect_in(&errors(text), line_of(text, line_marker), col_on(text, line_marker, marker), message);
-}
-
-/// The CSV errors as (line, row, message).
-fn csv_errors(errs: &[ConfigError], csv: &Path) -> Vec<(usize, Option<usize>, String)> {
-    errs.iter().filter(|e| e.file == csv).map(|e| (e.line, e.row, e.message.clone())).collect()
 }
 
 #[test]

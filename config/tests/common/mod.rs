@@ -50,3 +50,8 @@ pub fn dir(suite: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The errors in file `csv` as (line, row, message).
+pub fn csv_errors(errs: &[ConfigError], csv: &Path) -> Vec<(usize, Option<usize>, String)> {
+    errs.iter().filter(|e| e.file == csv).map(|e| (e.line, e.row, e.message.clone())).collect()
+}

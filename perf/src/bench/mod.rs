@@ -268,21 +268,12 @@ fn lb(mut a: LbArgs) -> ExitCode {
         Err(code) => return code,
     };
     let result = lb_in(&a, rate, &router_cpus, &gen_cpus, &workdir, &stop);
-    let keep = a.keep || !matches!(result, Ok(true));
-    if keep {
+    if a.keep || !matches!(result, Ok(true)) {
         progress!(a, "work directory (configs, router logs) kept: {}", workdir.display());
     } else {
         let _ = fs::remove_dir_all(&workdir);
     }
-    match result {
-        _ if stop.load(Ordering::Relaxed) => ExitCode::from(130),
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(Fatal(msg)) => {
-            eprintln!("ringsip-bench: error: {msg}");
-            ExitCode::from(1)
-        }
-    }
+    exit_code(result, &stop)
 }
 
 /// The repository root (this crate's parent directory, or the current directory).
@@ -934,6 +925,20 @@ fn ramp(ctx: &Ctx<'_>, r: &mut RouterProc, idle: (f64, f64), start: f64, base: R
             return out;
         }
         rate = (rate * a.ramp_factor).round();
+    }
+}
+
+/// The exit status of a subcommand: 130 when interrupted, 0 when every run was clean, 1 when
+/// a run failed or could not be made (the reason printed).
+fn exit_code(result: Result<bool, Fatal>, stop: &AtomicBool) -> ExitCode {
+    match result {
+        _ if stop.load(Ordering::Relaxed) => ExitCode::from(130),
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(Fatal(msg)) => {
+            eprintln!("ringsip-bench: error: {msg}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -188,15 +188,7 @@ pub(crate) fn push(a: PushArgs) -> ExitCode {
     } else {
         let _ = fs::remove_dir_all(&workdir);
     }
-    match result {
-        _ if stop.load(Ordering::Relaxed) => ExitCode::from(130),
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(Fatal(msg)) => {
-            eprintln!("ringsip-bench: error: {msg}");
-            ExitCode::from(1)
-        }
-    }
+    super::exit_code(result, &stop)
 }
 
 struct Cpus {
