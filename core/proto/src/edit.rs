@@ -240,6 +240,78 @@ impl<'e> Edits<'e> {
         }
     }
 
+    /// Remove the first `n` values of a list header, across its lines in order (a line whose
+    /// values all go is removed whole). Used to pop every one of ringsip's own entries from
+    /// the top of a Route set (a double Record-Route leaves two, RFC 3261 §16.4).
+    pub fn remove_first_values(&mut self, msg: &Message<'_>, name: HeaderName, n: usize) -> Result<(), WriteError> {
+        let mut left = n;
+        for i in 0..msg.header_count() {
+            if left == 0 {
+                break;
+            }
+            let e = msg.entries()[i];
+            if e.name() != name {
+                continue;
+            }
+            let value = &msg.buffer()[e.value_range()];
+            let mut split = CommaSplit::new(value);
+            let mut gone = 0;
+            let mut keep_from = None;
+            for v in split.by_ref() {
+                let v = v.map_err(|_| WriteError::Malformed)?;
+                if gone < left {
+                    gone += 1;
+                } else {
+                    keep_from = Some(chars::trim(v));
+                    break;
+                }
+            }
+            left -= gone;
+            match keep_from {
+                None => {
+                    self.delete(msg.line_range(i))?;
+                    self.lines -= 1;
+                }
+                Some(rest) => {
+                    let cut = e.value_range().start + chars::offset_in(value, rest);
+                    self.delete(e.value_range().start..cut)?;
+                }
+            }
+        }
+        if left > 0 { Err(WriteError::NoSuchHeader) } else { Ok(()) }
+    }
+
+    /// Remove the last value of a list header: its whole line when the line holds only that
+    /// value, else the value and the comma before it (RFC 3261 §16.4: a strict router's
+    /// Request-URI comes back from the last Route value).
+    pub fn remove_last_value(&mut self, msg: &Message<'_>, name: HeaderName) -> Result<(), WriteError> {
+        let i =
+            (0..msg.header_count()).rev().find(|&i| msg.entries()[i].name() == name).ok_or(WriteError::NoSuchHeader)?;
+        let e = msg.entries()[i];
+        let value = &msg.buffer()[e.value_range()];
+        let mut prev_end = None;
+        let mut last = None;
+        for v in CommaSplit::new(value) {
+            let v = chars::trim(v.map_err(|_| WriteError::Malformed)?);
+            if let Some(l) = last {
+                prev_end = Some(chars::offset_in(value, l) + l.len());
+            }
+            last = Some(v);
+        }
+        let last = last.ok_or(WriteError::Malformed)?;
+        match prev_end {
+            None => {
+                self.delete(msg.line_range(i))?;
+                self.lines -= 1;
+                Ok(())
+            }
+            Some(end) => {
+                let start = e.value_range().start;
+                self.delete(start + end..start + chars::offset_in(value, last) + last.len())
+            }
+        }
+    }
+
     /// Remove the topmost Via value.
     pub fn remove_top_via(&mut self, msg: &Message<'_>) -> Result<(), WriteError> {
         self.remove_first_value(msg, HeaderName::Via)

@@ -92,7 +92,8 @@ impl ClientTransaction {
     /// Creates a client transaction for a request the owner sends right now (the first send
     /// is the owner's job, not an action) and pushes the timers to start: Timer A (INVITE) or
     /// E (non-INVITE) at `now + T1` on unreliable transports only, and Timer B or F at
-    /// `now + 64·T1` (§17.1.1.2, §17.1.2.2). Pushes at most 2 actions.
+    /// `now + 64·T1` (§17.1.1.2, §17.1.2.2; [`Timers::no_reply`], which may be shorter).
+    /// Pushes at most 2 actions.
     pub fn start(
         kind: ClientKind,
         transport: Transport,
@@ -119,8 +120,8 @@ impl ClientTransaction {
             tx.set(Slot::Retransmit, now.saturating_add(timers.t1), out);
         }
         // §17.1.1.2 / §17.1.2.2: "the client transaction MUST set timer B [F] to fire after
-        // 64*T1 seconds", for any transport.
-        tx.set(Slot::Timeout, now.saturating_add(timers.t1x64()), out);
+        // 64*T1 seconds", for any transport (Timers::no_reply: 64·T1 unless shortened).
+        tx.set(Slot::Timeout, now.saturating_add(timers.no_reply), out);
         tx
     }
 
@@ -132,6 +133,17 @@ impl ClientTransaction {
     /// INVITE or non-INVITE.
     pub fn kind(&self) -> ClientKind {
         self.kind
+    }
+
+    /// The running timer that fires first and its deadline (ms), if any: what the owner
+    /// must wake up for next. Feeding [`Event::Timer`] of it at or after that time is what
+    /// the transaction expects; an owner needs no bookkeeping of [`Action::Start`] and
+    /// [`Action::Stop`] when it uses this.
+    pub fn next_timer(&self) -> Option<(Timer, u64)> {
+        [(Slot::Retransmit, self.retransmit_at), (Slot::Timeout, self.timeout_at), (Slot::Wait, self.wait_at)]
+            .into_iter()
+            .filter_map(|(slot, at)| at.map(|at| (self.timer_of(slot), at)))
+            .min_by_key(|&(_, at)| at)
     }
 
     /// Feeds `ev`, which happened at `now`, and pushes what the owner must do into `out`
@@ -722,7 +734,7 @@ mod tests {
 
     #[test]
     fn custom_timers_scale_the_schedule() {
-        let t = Timers { t1: 100, t2: 1000, t4: 2500, c: 180_000 };
+        let t = Timers { t1: 100, t2: 1000, t4: 2500, c: 180_000, no_reply: 6400 };
         let mut d = Driver::start(ClientKind::Invite, Transport::Unreliable, t);
         d.run();
         assert_eq!(d.times_of(Action::Retransmit), [100, 300, 700, 1500, 3100, 6300]);
@@ -743,7 +755,7 @@ mod tests {
         d.run();
         assert_eq!(d.times_of(Action::Terminated), [2550], "Timer K is T4");
 
-        let t = Timers { t1: 1000, t2: 1500, t4: 5000, c: 180_000 };
+        let t = Timers { t1: 1000, t2: 1500, t4: 5000, c: 180_000, no_reply: 64_000 };
         let mut d = Driver::start(ClientKind::NonInvite, Transport::Unreliable, t);
         d.run_until(7000);
         assert_eq!(d.times_of(Action::Retransmit), [1000, 2500, 4000, 5500, 7000]);

@@ -39,11 +39,15 @@ pub struct Timers {
     pub t4: u64,
     /// Timer C for proxies (§16.6 step 11): longer than 3 minutes (default 180 s).
     pub c: u64,
+    /// Timers B and F: how long a client transaction waits for any response. RFC 3261 sets
+    /// them to 64·T1 (the default, 32 s); carriers shorten them so a silent gateway fails
+    /// over in seconds (Kamailio's `fr_timer`). Never above 64·T1 in a checked config.
+    pub no_reply: u64,
 }
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { t1: 500, t2: 4000, t4: 5000, c: 180_000 }
+        Timers { t1: 500, t2: 4000, t4: 5000, c: 180_000, no_reply: 32_000 }
     }
 }
 
