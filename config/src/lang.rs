@@ -38,6 +38,17 @@ pub(crate) enum UseKind {
     SelectAction,
     /// `forward "<target>"` (requests only).
     ForwardTarget,
+    /// `forward`, with or without a target (not in failure routes: they `relay`).
+    Forward,
+    /// `relay`, `record_route`, `on_failure`, `on_reply`: actions on a request and its
+    /// transaction (not in reply routes). The action's name.
+    Stateful(&'static str),
+    /// `mark_down` (failure routes only, so neither in request nor in reply routes).
+    MarkDown,
+    /// `on_failure <name>`: arms a named route; a use of it, not a call.
+    OnFailure(String),
+    /// `on_reply <name>`: arms a named route; a use of it, not a call.
+    OnReply(String),
     /// `lookup <tree>`.
     Tree(String),
     /// `$sht(<table>=>...)`, `sht_set <table>`, `sht_inc <table>`, `sht_delete <table>`.
@@ -368,7 +379,20 @@ fn lex(s: &str, uses: &mut Vec<Use>) -> Result<Vec<Token>, LangError> {
     Ok(out)
 }
 
-const KEYWORDS: &[&str] = &["and", "or", "not", "in", "true", "exists", "has_totag", "is_request", "is_reply"];
+const KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "in",
+    "true",
+    "exists",
+    "has_totag",
+    "is_request",
+    "is_reply",
+    "cancelled",
+    "timeout",
+    "replied",
+];
 
 /// How a token is shown in messages.
 fn show(t: &Tok) -> String {
@@ -454,6 +478,11 @@ const MANAGED: &[(&str, &[&str])] = &[
 
 const ACTIONS: &[&str] = &[
     "forward",
+    "relay",
+    "record_route",
+    "fork",
+    "on_failure",
+    "on_reply",
     "select",
     "lookup",
     "reply",
@@ -466,6 +495,7 @@ const ACTIONS: &[&str] = &[
     "sht_set",
     "sht_inc",
     "sht_delete",
+    "mark_down",
 ];
 
 /// The shortest and longest `expires` of `sht_set` (as `[[htable]]` expiries).
@@ -571,6 +601,9 @@ impl<'a> Parser<'a> {
                 "has_totag" => Some(Expr::HasToTag),
                 "is_request" => Some(Expr::IsRequest),
                 "is_reply" => Some(Expr::IsReply),
+                "cancelled" => Some(Expr::Cancelled),
+                "timeout" => Some(Expr::Timeout),
+                "replied" => Some(Expr::Replied),
                 _ => None,
             };
             if let Some(e) = simple {
@@ -823,21 +856,57 @@ impl<'a> Parser<'a> {
             None => return err(at, format!("expected an action ({})", ACTIONS.join(", "))),
         };
         match word.as_str() {
-            "forward" => match self.peek().cloned() {
-                Some(Token { tok: Tok::Str { value, .. }, at, .. }) => {
-                    self.pos += 1;
+            "forward" => {
+                self.uses.push(Use { kind: UseKind::Forward, at: word_at });
+                let target = self.target("forward")?;
+                if target.is_some() {
                     self.uses.push(Use { kind: UseKind::ForwardTarget, at: word_at });
-                    match values::target(&value) {
-                        Ok(addr) => Ok(Action::Forward(Some(Target { text: value, addr }))),
-                        Err(e) => err(at, e),
+                }
+                Ok(Action::Forward(target))
+            }
+            "relay" => {
+                self.uses.push(Use { kind: UseKind::Stateful("relay"), at: word_at });
+                Ok(Action::Relay(self.target("relay")?))
+            }
+            "record_route" => {
+                self.uses.push(Use { kind: UseKind::Stateful("record_route"), at: word_at });
+                Ok(Action::RecordRoute)
+            }
+            "fork" => {
+                self.uses.push(Use { kind: UseKind::Stateful("fork"), at: word_at });
+                Ok(Action::Fork)
+            }
+            "mark_down" => {
+                self.uses.push(Use { kind: UseKind::MarkDown, at: word_at });
+                Ok(Action::MarkDown)
+            }
+            "on_failure" | "on_reply" => {
+                let failure = word == "on_failure";
+                let which = if failure { "on_failure" } else { "on_reply" };
+                let example = if failure { "on_failure failover" } else { "on_reply replies" };
+                match self.next() {
+                    Some(Token { tok: Tok::Word(w), at, .. }) if w != "else" => {
+                        if !is_route_name(&w) {
+                            return err(at, format!("\"{w}\" is not a route name (letters, digits, _ and -)"));
+                        }
+                        self.uses.push(Use { kind: UseKind::Stateful(which), at: word_at });
+                        let kind = if failure { UseKind::OnFailure(w.clone()) } else { UseKind::OnReply(w.clone()) };
+                        self.uses.push(Use { kind, at });
+                        Ok(if failure { Action::OnFailure(w) } else { Action::OnReply(w) })
                     }
+                    Some(Token { tok: Tok::Str { value, .. }, at, .. }) => {
+                        err(at, format!("write the route name without quotes: {which} {value}"))
+                    }
+                    Some(t) => err(t.at, format!("{which} needs a route name (like {example}), not {}", show(&t.tok))),
+                    None => err(self.src.len(), format!("{which} needs a route name: {example}")),
                 }
-                Some(Token { tok: Tok::Word(w), at, .. }) if w != "else" => {
-                    err(at, format!("put the forward target in quotes: forward \"{w}\""))
-                }
-                _ => Ok(Action::Forward(None)),
-            },
+            }
             "select" => {
+                if self.eat_word("next") {
+                    self.uses.push(Use { kind: UseKind::SelectAction, at: word_at });
+                    let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
+                    return Ok(Action::SelectNext { otherwise });
+                }
                 if let Some(Token { tok: Tok::Pv(Pv::MtValue), .. }) = self.peek() {
                     self.pos += 1;
                     self.uses.push(Use { kind: UseKind::SelectAction, at: word_at });
@@ -855,7 +924,12 @@ impl<'a> Parser<'a> {
                     Some(t) => {
                         return err(t.at, format!("select needs a set id (like select 1), not {}", show(&t.tok)));
                     }
-                    None => return err(self.src.len(), "select needs a set id: select 1"),
+                    None => {
+                        return err(
+                            self.src.len(),
+                            "select needs a set id (select 1), $mt (select $mt) or next (select next)",
+                        );
+                    }
                 };
                 self.uses.push(Use { kind: UseKind::SelectAction, at: word_at });
                 let otherwise = if self.eat_word("else") { Some(Box::new(self.action()?)) } else { None };
@@ -1046,8 +1120,15 @@ impl<'a> Parser<'a> {
             "sht_delete" => Ok(Action::ShtDelete(self.sht_target(&word)?)),
             other => {
                 let hint = match other {
-                    "t_relay" | "relay" | "send" => " (ringsip's is `forward`)".to_string(),
+                    "t_relay" | "t_relay_to" | "t_relay_to_udp" => {
+                        " (ringsip's is `relay`, or `forward` to send statelessly)".to_string()
+                    }
+                    "send" | "forward_udp" => " (ringsip's is `forward`)".to_string(),
                     "ds_select_dst" | "ds_select" | "ds_select_domain" => " (ringsip's is `select <set>`)".to_string(),
+                    "ds_next_dst" | "ds_next_domain" | "next_gw" => " (ringsip's is `select next`)".to_string(),
+                    "ds_mark_dst" => " (ringsip's is `mark_down`)".to_string(),
+                    "t_on_failure" => " (ringsip's is `on_failure <route>`)".to_string(),
+                    "t_on_reply" | "t_on_branch" => " (ringsip's is `on_reply <route>`)".to_string(),
                     "mt_match" => " (ringsip's is `lookup <tree> <key>`)".to_string(),
                     "sl_send_reply" | "send_reply" | "t_reply" => {
                         " (ringsip's is `reply <code> \"<reason>\"`)".to_string()
@@ -1064,6 +1145,23 @@ impl<'a> Parser<'a> {
                 };
                 err(word_at, format!("unknown action `{other}`{hint}; actions: {}", ACTIONS.join(", ")))
             }
+        }
+    }
+
+    /// The optional target of `forward` / `relay`: `"udp:IP:PORT"` or `"sip:IP[:PORT]"`.
+    fn target(&mut self, action: &'static str) -> Result<Option<Target>, LangError> {
+        match self.peek().cloned() {
+            Some(Token { tok: Tok::Str { value, .. }, at, .. }) => {
+                self.pos += 1;
+                match values::target(&value, action) {
+                    Ok(addr) => Ok(Some(Target { text: value, addr })),
+                    Err(e) => err(at, e),
+                }
+            }
+            Some(Token { tok: Tok::Word(w), at, .. }) if w != "else" => {
+                err(at, format!("put the {action} target in quotes: {action} \"{w}\""))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -1488,6 +1586,145 @@ mod tests {
         assert_eq!(e.at, 5);
         assert!(action_err("set_header X \"a $zz\"").msg.contains("unknown pseudo-variable $zz"));
         assert!(action_err("select x").msg.contains("set id"));
+    }
+
+    #[test]
+    fn stateful_actions() {
+        assert_eq!(action("relay"), Action::Relay(None));
+        let Action::Relay(Some(t)) = action("relay \"sip:10.0.0.1\"") else { panic!() };
+        assert_eq!((t.text.as_str(), t.addr), ("sip:10.0.0.1", "10.0.0.1:5060".parse().unwrap()));
+        let Action::Relay(Some(t)) = action("relay 'udp:[2001:db8::1]:5070'") else { panic!() };
+        assert_eq!(t.addr, "[2001:db8::1]:5070".parse::<std::net::SocketAddr>().unwrap());
+        assert_eq!(action("record_route"), Action::RecordRoute);
+        assert_eq!(action("on_failure failover"), Action::OnFailure("failover".into()));
+        assert_eq!(action("on_reply  replies-1"), Action::OnReply("replies-1".into()));
+        assert_eq!(action("mark_down"), Action::MarkDown);
+        assert_eq!(action("select next"), Action::SelectNext { otherwise: None });
+        assert_eq!(
+            action("select next else reply 503 \"x\""),
+            Action::SelectNext { otherwise: Some(Box::new(Action::Reply { code: 503, reason: "x".into() })) }
+        );
+        assert_eq!(
+            action("select 1 else select next else drop"),
+            Action::Select {
+                set: 1,
+                otherwise: Some(Box::new(Action::SelectNext { otherwise: Some(Box::new(Action::Drop)) }))
+            }
+        );
+        assert_eq!(
+            action("select next else relay"),
+            Action::SelectNext { otherwise: Some(Box::new(Action::Relay(None))) }
+        );
+    }
+
+    #[test]
+    fn stateful_action_errors() {
+        let check = |text: &str, at: usize, msg: &str| {
+            let e = action_err(text);
+            assert_eq!((e.at, e.msg.as_str()), (at, msg), "{text}");
+        };
+        check("relay sip:10.0.0.1", 6, "put the relay target in quotes: relay \"sip:10.0.0.1\"");
+        check(
+            "relay \"sip:gw.example.com\"",
+            6,
+            "\"sip:gw.example.com\": host names need DNS, which ringsip does not do on the hot path; use an IP address",
+        );
+        check("relay \"udp:10.0.0.1\"", 6, "relay target \"udp:10.0.0.1\" needs a port: \"udp:10.0.0.1:5060\"");
+        check(
+            "relay \"tcp:10.0.0.1:5060\"",
+            6,
+            "relay target \"tcp:10.0.0.1:5060\": tcp is not supported yet (only udp)",
+        );
+        check("relay drop", 6, "put the relay target in quotes: relay \"drop\"");
+        check("relay; drop", 5, "one action per string: use a list, do = [\"first action\", \"second action\"]");
+        check(
+            "record_route drop",
+            13,
+            "unexpected `drop` after the action (one action per string; use a list for more: do = [\"...\", \"...\"])",
+        );
+        check("on_failure", 10, "on_failure needs a route name: on_failure failover");
+        check("on_reply", 8, "on_reply needs a route name: on_reply replies");
+        check("on_failure \"failover\"", 11, "write the route name without quotes: on_failure failover");
+        check("on_failure f.x", 11, "\"f.x\" is not a route name (letters, digits, _ and -)");
+        check("on_failure $rU", 11, "on_failure needs a route name (like on_failure failover), not $rU");
+        check(
+            "on_failure a b",
+            13,
+            "unexpected `b` after the action (one action per string; use a list for more: do = [\"...\", \"...\"])",
+        );
+        check(
+            "select next 1",
+            12,
+            "unexpected `1` after the action (one action per string; use a list for more: do = [\"...\", \"...\"])",
+        );
+        check("select", 6, "select needs a set id (select 1), $mt (select $mt) or next (select next)");
+        check(
+            "mark_down 1",
+            10,
+            "unexpected `1` after the action (one action per string; use a list for more: do = [\"...\", \"...\"])",
+        );
+        // Kamailio's names point at ringsip's
+        assert!(action_err("t_relay").msg.contains("ringsip's is `relay`"));
+        assert!(action_err("t_on_failure(\"x\")").msg.contains("ringsip's is `on_failure <route>`"));
+        assert!(action_err("ds_next_dst").msg.contains("ringsip's is `select next`"));
+        assert!(action_err("ds_mark_dst").msg.contains("ringsip's is `mark_down`"));
+        assert!(action_err("record_rout").msg.contains("did you mean record_route?"));
+        assert!(action_err("rlay").msg.contains("did you mean relay?"));
+        let all = action_err("nope").msg;
+        for a in ["relay", "record_route", "on_failure", "on_reply", "mark_down"] {
+            assert!(all.contains(a), "{all}");
+        }
+    }
+
+    #[test]
+    fn stateful_uses_are_recorded() {
+        let uses = |text: &str| {
+            let mut uses = Vec::new();
+            parse_action(text, &mut uses).unwrap();
+            uses
+        };
+        assert_eq!(uses("relay"), vec![Use { kind: UseKind::Stateful("relay"), at: 0 }]);
+        assert_eq!(uses("relay \"sip:10.0.0.1\""), vec![Use { kind: UseKind::Stateful("relay"), at: 0 }]);
+        assert_eq!(uses("record_route"), vec![Use { kind: UseKind::Stateful("record_route"), at: 0 }]);
+        assert_eq!(uses("mark_down"), vec![Use { kind: UseKind::MarkDown, at: 0 }]);
+        assert_eq!(
+            uses("on_failure  failover"),
+            vec![
+                Use { kind: UseKind::Stateful("on_failure"), at: 0 },
+                Use { kind: UseKind::OnFailure("failover".into()), at: 12 }
+            ]
+        );
+        assert_eq!(
+            uses("on_reply r"),
+            vec![Use { kind: UseKind::Stateful("on_reply"), at: 0 }, Use { kind: UseKind::OnReply("r".into()), at: 9 }]
+        );
+        assert_eq!(uses("select next"), vec![Use { kind: UseKind::SelectAction, at: 0 }]);
+        assert_eq!(uses("forward"), vec![Use { kind: UseKind::Forward, at: 0 }]);
+        assert_eq!(
+            uses("forward \"udp:10.0.0.1:5060\""),
+            vec![Use { kind: UseKind::Forward, at: 0 }, Use { kind: UseKind::ForwardTarget, at: 0 }]
+        );
+    }
+
+    #[test]
+    fn failure_conditions() {
+        assert!(matches!(cond("cancelled"), Expr::Cancelled));
+        assert!(matches!(cond("timeout"), Expr::Timeout));
+        assert!(matches!(cond("replied"), Expr::Replied));
+        let Expr::Or(a, b) = cond("$rs >= 500 and $rs < 600 or timeout and not replied") else { panic!() };
+        assert!(matches!(*a, Expr::And(..)));
+        let Expr::And(t, n) = *b else { panic!() };
+        assert!(matches!(*t, Expr::Timeout));
+        assert!(matches!(*n, Expr::Not(ref r) if matches!(**r, Expr::Replied)));
+        // keywords, not values
+        let e = cond_err("$rU == timeout");
+        assert_eq!(
+            (e.at, e.msg.as_str()),
+            (7, "expected a value, found the keyword `timeout` (quote it if you mean the text)")
+        );
+        assert!(matches!(cond("$rU == \"timeout\""), Expr::Cmp(_, CmpOp::Eq, Operand::Str(ref s)) if s == "timeout"));
+        let e = cond_err("cancelled == 1");
+        assert_eq!(e.at, 10, "{}", e.msg);
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod lang;
 mod mtree;
 mod routes;
 mod server;
+mod transactions;
 mod values;
 mod walk;
 
@@ -57,6 +58,21 @@ pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
 /// Shortest allowed probe interval.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// Default RFC 3261 T1 (`transactions.t1`): the round-trip estimate, 500 ms.
+pub const DEFAULT_T1: Duration = Duration::from_millis(500);
+/// Default RFC 3261 T2 (`transactions.t2`): the longest retransmission interval of non-INVITE
+/// requests and INVITE responses, 4 s (or T1 when T1 is longer).
+pub const DEFAULT_T2: Duration = Duration::from_secs(4);
+/// Default RFC 3261 T4 (`transactions.t4`): how long the network may hold a message, 5 s.
+pub const DEFAULT_T4: Duration = Duration::from_secs(5);
+/// Default proxy INVITE Timer C (`transactions.timer_c`): 180 s (RFC 3261 §16.6: more than 3
+/// minutes).
+pub const DEFAULT_TIMER_C: Duration = Duration::from_secs(180);
+/// Default live transactions per shard (`transactions.max_per_shard`).
+pub const DEFAULT_MAX_TRANSACTIONS_PER_SHARD: usize = 65536;
+/// Default seconds of the `Retry-After` of the 503 sent when a shard's transactions are full
+/// (`transactions.retry_after`).
+pub const DEFAULT_RETRY_AFTER: u32 = 5;
 
 /// A validated configuration.
 #[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -73,6 +89,8 @@ pub struct Config {
     pub htables: Vec<HtableDef>,
     /// `[[acl]]`: named address groups, in file order.
     pub acls: Vec<AclGroup>,
+    /// `[transactions]`: the timers and limits of the transaction-stateful proxy (`relay`).
+    pub transactions: Transactions,
     /// The file the config was read from (the `origin` given to [`parse`]).
     #[rkyv(with = rkyv::with::AsString)]
     pub source: PathBuf,
@@ -110,6 +128,72 @@ pub struct Server {
     pub batch: usize,
     /// Entries of the per-shard CANCEL/ACK stickiness table; a power of two; default 65536.
     pub sticky_entries: usize,
+}
+
+/// `[transactions]`: RFC 3261 timers and the limits of the transaction-stateful proxy (used by
+/// `relay`). Every key is optional; durations are kept as [`Duration`]s (whole milliseconds).
+/// Validated: `t1` 10 ms to 10 s, `t2` from `t1` to 60 s, `t4` 1 s to 60 s, `timer_c` 1 s to
+/// 24 h, `no_reply_timeout` 100 ms to 64*`t1`, `max_per_shard` 16 to 10,000,000,
+/// `retry_after` 0 to 3600.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Transactions {
+    /// T1, the round-trip time estimate: the first retransmission interval over UDP (Timers
+    /// A, E and G start at T1 and double). Default 500 ms.
+    pub t1: Duration,
+    /// T2, the cap of the doubling retransmission intervals (non-INVITE requests, INVITE final
+    /// responses). Default 4 s, or `t1` when `t1` is longer.
+    pub t2: Duration,
+    /// T4, how long the network may hold a message: Timers I and K (how long a completed
+    /// transaction absorbs retransmissions). Default 5 s.
+    pub t4: Duration,
+    /// The proxy's INVITE Timer C (RFC 3261 §16.6 step 11, §16.8): how long an INVITE branch
+    /// may stay without a final response once it has had a provisional one, before it is
+    /// CANCELled and treated as a 408. Default 180 s.
+    pub timer_c: Duration,
+    /// Timers B and F: how long a branch waits for any response before it ends with a local
+    /// timeout (408). Default 64*`t1` (32 s with the default `t1`); at most 64*`t1`.
+    pub no_reply_timeout: Duration,
+    /// The most live transactions a shard holds; when it is full, new requests that would
+    /// create one are answered 503 (with `Retry-After`). Default 65536.
+    pub max_per_shard: usize,
+    /// Seconds in the `Retry-After` header of that 503; 0: no `Retry-After`. Default 5.
+    pub retry_after: u32,
+}
+
+impl Default for Transactions {
+    fn default() -> Self {
+        Transactions {
+            t1: DEFAULT_T1,
+            t2: DEFAULT_T2,
+            t4: DEFAULT_T4,
+            timer_c: DEFAULT_TIMER_C,
+            no_reply_timeout: DEFAULT_T1 * 64,
+            max_per_shard: DEFAULT_MAX_TRANSACTIONS_PER_SHARD,
+            retry_after: DEFAULT_RETRY_AFTER,
+        }
+    }
+}
+
+impl std::fmt::Display for Transactions {
+    /// One line for `ringsip check`: `t1 500ms, t2 4s, t4 5s, timer C 180s, no-reply 32s, 65536
+    /// per shard, Retry-After 5s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use values::show_duration as d;
+        write!(
+            f,
+            "t1 {}, t2 {}, t4 {}, timer C {}, no-reply {}, {} per shard, ",
+            d(self.t1),
+            d(self.t2),
+            d(self.t4),
+            d(self.timer_c),
+            d(self.no_reply_timeout),
+            self.max_per_shard
+        )?;
+        match self.retry_after {
+            0 => f.write_str("no Retry-After"),
+            s => write!(f, "Retry-After {s}s"),
+        }
+    }
 }
 
 /// A transport.
@@ -509,7 +593,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         return None;
     }
     let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
-    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route"]);
+    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route", "transactions"]);
 
     let server = match root.get("server") {
         Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
@@ -537,6 +621,10 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         Some(v) => acl::parse(d, v, &base),
         None => acl::Parsed::default(),
     };
+    let transactions = match root.get("transactions") {
+        Some(v) => walk::table(d, v, "[transactions]").and_then(|t| transactions::parse(d, &t)),
+        None => Some(Transactions::default()),
+    };
     let routes = match root.get("route") {
         Some(v) => walk::table(d, v, "[route]").and_then(|t| {
             routes::parse(
@@ -560,6 +648,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         mtrees: mtrees.tables,
         htables: htables.items,
         acls: acls.items,
+        transactions: transactions?,
         source: origin.to_path_buf(),
     })
 }

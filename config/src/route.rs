@@ -2,9 +2,13 @@
 //!
 //! A route is an ordered list of rules. A rule has an optional condition (`if`) and a list
 //! of actions (`do`). Rules run in order; a rule whose condition holds runs its actions in
-//! order. `forward`, `reply` and `drop` end the processing of the message; `return` leaves
-//! the current named route and continues in its caller; reaching the end of the request
-//! route without a terminal action drops the request (counted as `route_end`).
+//! order. `forward`, `relay`, `reply` and `drop` end the processing of the message; `return`
+//! leaves the current named route and continues in its caller; reaching the end of the
+//! request route without a terminal action drops the request (counted as `route_end`).
+//!
+//! `relay` forwards statefully (a server transaction, a client transaction per branch); the
+//! named routes armed by `on_failure` and `on_reply` run later, for that transaction: a
+//! failure route with the request when a branch fails, a reply route for its replies.
 //!
 //! Pseudo-variables use Kamailio's names where Kamailio has one.
 
@@ -57,9 +61,10 @@ pub enum Pv {
     UserAgent,
     /// `$du`: the destination URI chosen so far (by `select` or `forward <uri>`).
     DstUri,
-    /// `$rs`: reply status code (replies only).
+    /// `$rs`: reply status code (reply routes); in a failure route, the final status of the
+    /// branch that failed (408 after a local timeout).
     Status,
-    /// `$rr`: reply reason phrase (replies only).
+    /// `$rr`: reply reason phrase (reply routes); in a failure route, the failed branch's.
     Reason,
     /// `$mt`: the value the last `lookup` matched, as text (`2;1` for a sets tree); empty
     /// before a lookup or when it matched nothing.
@@ -231,6 +236,14 @@ pub enum Expr {
     IsRequest,
     /// `is_reply`
     IsReply,
+    /// `cancelled`: the transaction was CANCELled (failure routes; false elsewhere).
+    Cancelled,
+    /// `timeout`: the failed branch ended by a local timeout, no final response (failure
+    /// routes; false elsewhere).
+    Timeout,
+    /// `replied`: the failed branch received a response, even a provisional one (failure
+    /// routes; false elsewhere).
+    Replied,
     /// `true`
     True,
 }
@@ -365,6 +378,41 @@ pub enum Action {
     },
     /// `sht_delete <table> <key>`: remove the key.
     ShtDelete(Sht),
+    /// `relay` / `relay "<target>"`: stateful forward (a server transaction for the request, a
+    /// client transaction per branch, responses back statefully). The target is chosen as for
+    /// `forward`. In a failure route it starts a new branch (serial forking). Requests only.
+    Relay(Option<Target>),
+    /// `fork`: relay in parallel to every available destination of the set the last
+    /// `select` chose from (parallel forking, RFC 3261 §16.6): the first 2xx wins and the
+    /// other branches are cancelled; a 6xx cancels them too; when every branch has failed the
+    /// best failure goes to the failure route. Requests only.
+    Fork,
+    /// `record_route`: add a Record-Route header (ringsip's address, `;lr`) to the request
+    /// when it is forwarded or relayed, so that the dialog's later requests come through
+    /// ringsip. Requests only.
+    RecordRoute,
+    /// `on_failure <name>`: run the named route (validated to exist) as the failure route of
+    /// the transaction the next `relay` creates, when its branch ends without a 2xx (a 3xx-6xx
+    /// reply, a local timeout, a CANCEL). The route runs with the request as the message.
+    /// Requests only; a failure route may arm itself again (failover loops).
+    OnFailure(String),
+    /// `on_reply <name>`: run the named route (validated to exist) for every reply of the
+    /// transaction the next `relay` creates. It is a reply route: the same restrictions apply.
+    /// Requests only.
+    OnReply(String),
+    /// `select next` / `select next else <action>`: pick the next alternative destination
+    /// after an earlier `select <set>` or `select $mt` (the set's other destinations in order,
+    /// then, after `select $mt`, the next sets' destinations), skipping destinations that are
+    /// down or already tried; when none is left run `otherwise` (or carry on with nothing
+    /// selected). Kamailio's `ds_next_dst`, LCR's `next_gw`.
+    SelectNext {
+        /// What to do when no alternative is left.
+        #[rkyv(omit_bounds)]
+        otherwise: Option<Box<Action>>,
+    },
+    /// `mark_down`: mark the dispatcher destination the failed branch went to as down, until
+    /// the prober sees it answer again (Kamailio's `ds_mark_dst("ip")`). Failure routes only.
+    MarkDown,
 }
 
 /// One rule.

@@ -82,8 +82,11 @@ pub(crate) fn parse(
     let named: BTreeSet<&str> =
         routes.keys().map(String::as_str).filter(|n| !matches!(*n, "request" | "reply")).collect();
 
-    // Calls and sets.
+    // Calls and sets. `on_failure` / `on_reply` are uses of a route but not calls: a failure
+    // route may arm itself again (that is how failover loops are written).
     let mut edges: BTreeMap<&str, Vec<(&str, usize)>> = BTreeMap::new();
+    let mut failure_roots: BTreeSet<&str> = BTreeSet::new();
+    let mut reply_roots: BTreeSet<&str> = BTreeSet::new();
     for (name, p) in &routes {
         for u in &p.uses {
             match &u.kind {
@@ -138,17 +141,21 @@ pub(crate) fn parse(
                     } else if let Some((callee, _)) = routes.get_key_value(target.as_str()) {
                         edges.entry(name.as_str()).or_default().push((callee.as_str(), u.pos));
                     } else {
-                        let list = named.iter().copied().collect::<Vec<_>>().join(", ");
-                        let msg = match (closest(target, named.iter().copied()), named.is_empty()) {
-                            (_, true) => format!(
-                                "unknown route \"{target}\" (no named routes are defined; add [[route.{target}]])"
-                            ),
-                            (Some(c), _) => {
-                                format!("unknown route \"{target}\" (did you mean \"{c}\"? named routes: {list})")
-                            }
-                            (None, _) => format!("unknown route \"{target}\" (named routes: {list})"),
-                        };
-                        d.at(u.pos, msg);
+                        d.at(u.pos, unknown_route(target, &named));
+                    }
+                }
+                UseKind::OnFailure(target) | UseKind::OnReply(target) => {
+                    let failure = matches!(u.kind, UseKind::OnFailure(_));
+                    let action = if failure { "on_failure" } else { "on_reply" };
+                    if matches!(target.as_str(), "request" | "reply") {
+                        d.at(
+                            u.pos,
+                            format!("{action} {target}: route {target} runs by itself and cannot be armed; put the rules in a named route"),
+                        );
+                    } else if let Some((armed, _)) = routes.get_key_value(target.as_str()) {
+                        if failure { &mut failure_roots } else { &mut reply_roots }.insert(armed.as_str());
+                    } else {
+                        d.at(u.pos, unknown_route(target, &named));
                     }
                 }
                 _ => {}
@@ -158,41 +165,66 @@ pub(crate) fn parse(
 
     report_cycles(d, &named, &edges);
 
-    // Where each route runs: for requests, for replies.
-    let from_request = reachable("request", &edges);
-    let from_reply = reachable("reply", &edges);
+    // Where each route runs: for requests, for replies (the reply route and the routes
+    // `on_reply` arms), as a failure route (the routes `on_failure` arms), with what they call.
+    let from_request = Context::new(["request"], &edges);
+    let from_reply = Context::new(std::iter::once("reply").chain(reply_roots.iter().copied()), &edges);
+    let from_failure = Context::new(failure_roots.iter().copied(), &edges);
     for (name, p) in &routes {
-        let in_request = from_request.contains(name.as_str());
-        let in_reply = from_reply.contains(name.as_str());
-        let why = |ctx: &str| {
-            if name == ctx { String::new() } else { format!(" (route \"{name}\" is called from the {ctx} route)") }
-        };
+        let name = name.as_str();
+        let in_request = from_request.why(name, Armed::No);
+        let in_reply = from_reply.why(name, Armed::OnReply);
+        let in_failure = from_failure.why(name, Armed::OnFailure);
         for u in &p.uses {
-            match u.kind {
-                UseKind::ReplyPv(pv) if in_request => {
-                    d.at(u.pos, format!("{pv} is only set on replies; use it in [[route.reply]]{}", why("request")));
-                }
-                UseKind::ReplyAction if in_reply => {
-                    d.at(
-                        u.pos,
-                        format!("reply is not allowed in the reply route: a reply cannot be answered{}", why("reply")),
-                    );
-                }
-                UseKind::SelectAction if in_reply => {
+            match (&u.kind, &in_request, &in_reply, &in_failure) {
+                (UseKind::ReplyPv(pv), Some(why), ..) => {
                     d.at(
                         u.pos,
                         format!(
-                            "select is not allowed in the reply route: replies go back along their Via headers{}",
-                            why("reply")
+                            "{pv} is only set on replies and in failure routes; use it in [[route.reply]], or in a route armed by on_reply or on_failure{why}"
                         ),
                     );
                 }
-                UseKind::ForwardTarget if in_reply => {
+                (UseKind::ReplyAction, _, Some(why), _) => {
+                    d.at(u.pos, format!("reply is not allowed in the reply route: a reply cannot be answered{why}"));
+                }
+                (UseKind::SelectAction, _, Some(why), _) => {
                     d.at(
                         u.pos,
                         format!(
-                            "forward takes no target in the reply route: replies go back along their Via headers{}",
-                            why("reply")
+                            "select is not allowed in the reply route: replies go back along their Via headers{why}"
+                        ),
+                    );
+                }
+                (UseKind::ForwardTarget, _, Some(why), _) => {
+                    d.at(
+                        u.pos,
+                        format!(
+                            "forward takes no target in the reply route: replies go back along their Via headers{why}"
+                        ),
+                    );
+                }
+                (UseKind::Stateful(action), _, Some(why), _) => {
+                    d.at(
+                        u.pos,
+                        format!(
+                            "{action} is not allowed in the reply route: it acts on a request and its transaction{why}"
+                        ),
+                    );
+                }
+                (UseKind::Forward, _, _, Some(why)) => {
+                    d.at(
+                        u.pos,
+                        format!(
+                            "forward is not allowed in a failure route: use relay to try a new branch, or reply to answer{why}"
+                        ),
+                    );
+                }
+                (UseKind::MarkDown, Some(why), ..) | (UseKind::MarkDown, _, Some(why), _) => {
+                    d.at(
+                        u.pos,
+                        format!(
+                            "mark_down only works in a failure route (a route armed by on_failure): it marks the destination of the branch that failed{why}"
                         ),
                     );
                 }
@@ -330,10 +362,67 @@ fn lang_parse<T>(
     }
 }
 
+/// "unknown route ..." for `route`, `on_failure` and `on_reply`, with a suggestion.
+fn unknown_route(target: &str, named: &BTreeSet<&str>) -> String {
+    let list = named.iter().copied().collect::<Vec<_>>().join(", ");
+    match (closest(target, named.iter().copied()), named.is_empty()) {
+        (_, true) => format!("unknown route \"{target}\" (no named routes are defined; add [[route.{target}]])"),
+        (Some(c), _) => format!("unknown route \"{target}\" (did you mean \"{c}\"? named routes: {list})"),
+        (None, _) => format!("unknown route \"{target}\" (named routes: {list})"),
+    }
+}
+
+/// How a route becomes a root of a context.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Armed {
+    /// It runs by itself (`request`, `reply`).
+    No,
+    /// `on_reply` arms it.
+    OnReply,
+    /// `on_failure` arms it.
+    OnFailure,
+}
+
+/// The routes that run in one context (request, reply, failure): its roots and, for every
+/// route reachable from them through calls, the root it is reached from.
+struct Context<'a> {
+    root_of: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Context<'a> {
+    fn new(roots: impl IntoIterator<Item = &'a str>, edges: &BTreeMap<&'a str, Vec<(&'a str, usize)>>) -> Self {
+        let mut root_of = BTreeMap::new();
+        for root in roots {
+            for n in reachable(root, edges) {
+                root_of.entry(n).or_insert(root);
+            }
+        }
+        Context { root_of }
+    }
+
+    /// `None` when `name` does not run in this context; else why it does, for messages (empty
+    /// for the request and reply routes themselves).
+    fn why(&self, name: &str, armed: Armed) -> Option<String> {
+        let &root = self.root_of.get(name)?;
+        let ctx = match (armed, root) {
+            (_, "request" | "reply") => format!("the {root} route"),
+            (Armed::OnFailure, _) => format!("route \"{root}\", which on_failure arms"),
+            _ => format!("route \"{root}\", which on_reply arms"),
+        };
+        Some(match (name == root, armed, root) {
+            (true, _, "request" | "reply") => String::new(),
+            (true, Armed::OnFailure, _) => format!(" (route \"{name}\" is a failure route: on_failure arms it)"),
+            (true, _, _) => format!(" (route \"{name}\" runs on replies: on_reply arms it)"),
+            (false, ..) => format!(" (route \"{name}\" is called from {ctx})"),
+        })
+    }
+}
+
 /// Actions after which nothing in the same `do` list runs.
 fn terminal_name(a: &Action) -> Option<&'static str> {
     match a {
         Action::Forward(_) => Some("forward"),
+        Action::Relay(_) => Some("relay"),
         Action::Reply { .. } => Some("reply"),
         Action::Drop => Some("drop"),
         Action::Return => Some("return"),

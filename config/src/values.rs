@@ -250,30 +250,31 @@ pub(crate) fn sip_uri(s: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A forward target: `udp:IP:PORT` or `sip:IP[:PORT][;params]`.
-pub(crate) fn target(s: &str) -> Result<SocketAddr, String> {
+/// A `forward` / `relay` target (`action` names it in messages): `udp:IP:PORT` or
+/// `sip:IP[:PORT][;params]`.
+pub(crate) fn target(s: &str, action: &str) -> Result<SocketAddr, String> {
     let lower = s.to_ascii_lowercase();
     if lower.starts_with("udp:") {
         let (_, rest) = s.split_at(4);
-        let (host, p, bracketed) = split_host_port(rest).map_err(|e| format!("forward target {e}"))?;
+        let (host, p, bracketed) = split_host_port(rest).map_err(|e| format!("{action} target {e}"))?;
         let Some(ip) = ip_literal(host, bracketed) else {
             return Err(if !bracketed && is_hostname(host) {
-                format!("forward target \"{s}\": {NO_DNS}")
+                format!("{action} target \"{s}\": {NO_DNS}")
             } else {
-                format!("forward target \"{s}\": \"{host}\" is not an IP address")
+                format!("{action} target \"{s}\": \"{host}\" is not an IP address")
             });
         };
         let Some(p) = p else {
-            return Err(format!("forward target \"{s}\" needs a port: \"udp:{rest}:5060\""));
+            return Err(format!("{action} target \"{s}\" needs a port: \"udp:{rest}:5060\""));
         };
-        Ok(SocketAddr::new(ip, port(p).map_err(|e| format!("forward target \"{s}\": {e}"))?))
+        Ok(SocketAddr::new(ip, port(p).map_err(|e| format!("{action} target \"{s}\": {e}"))?))
     } else if ["tcp:", "tls:", "sctp:", "ws:", "wss:"].iter().any(|p| lower.starts_with(p)) {
         let t = &lower[..lower.find(':').unwrap_or(0)];
-        Err(format!("forward target \"{s}\": {t} is not supported yet (only udp)"))
+        Err(format!("{action} target \"{s}\": {t} is not supported yet (only udp)"))
     } else if lower.starts_with("sip:") || lower.starts_with("sips:") || lower.starts_with("tel:") {
         sip_uri(s)
     } else {
-        Err(format!("forward target \"{s}\" must be \"udp:IP:PORT\" or \"sip:IP[:PORT]\""))
+        Err(format!("{action} target \"{s}\" must be \"udp:IP:PORT\" or \"sip:IP[:PORT]\""))
     }
 }
 
@@ -382,8 +383,11 @@ mod tests {
         assert!(sip_uri("tel:+15551234").is_err());
         assert!(sip_uri("sip:10.0.0.1:70000").unwrap_err().contains("port 70000 out of range"));
         assert!(sip_uri("sip:alice@10.0.0.1").is_err());
-        assert_eq!(target("udp:10.0.0.1:5070").unwrap(), "10.0.0.1:5070".parse::<std::net::SocketAddr>().unwrap());
-        assert!(target("udp:10.0.0.1").is_err());
+        assert_eq!(
+            target("udp:10.0.0.1:5070", "forward").unwrap(),
+            "10.0.0.1:5070".parse::<std::net::SocketAddr>().unwrap()
+        );
+        assert!(target("udp:10.0.0.1", "forward").is_err());
     }
 
     #[test]

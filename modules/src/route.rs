@@ -62,9 +62,9 @@ pub enum Pv {
     UserAgent,
     /// `$du`
     DstUri,
-    /// `$rs`
+    /// `$rs` (a reply's status; in a failure route [`Failure::code`])
     Status,
-    /// `$rr`
+    /// `$rr` (a reply's reason; in a failure route [`Failure::reason`])
     Reason,
     /// `$mt`
     MtValue,
@@ -238,6 +238,12 @@ pub enum Expr {
     IsRequest,
     /// a reply
     IsReply,
+    /// the transaction was CANCELled (failure routes)
+    Cancelled,
+    /// the failed branch ended by a local timeout (failure routes)
+    Timeout,
+    /// the failed branch received a response, even a provisional one (failure routes)
+    Replied,
     /// always
     True,
 }
@@ -342,6 +348,24 @@ pub enum Action {
     RemoveHeader(HeaderName, Box<[u8]>),
     /// write to an htable
     Sht(ShtWrite),
+    /// stateful forward (to an explicit address and its text as written, or by
+    /// `$du`/Route/Request-URI); in a failure route, a new branch
+    Relay(Option<(SocketAddr, String)>),
+    /// add a Record-Route to the request when it is forwarded or relayed
+    RecordRoute,
+    /// relay in parallel to every available destination of the last select's set
+    Fork,
+    /// arm a named route (index in [`Program::named`]) as the failure route of the
+    /// transaction the next `Relay` creates
+    OnFailure(usize),
+    /// arm a named route (index in [`Program::named`]) as the reply route of the transaction
+    /// the next `Relay` creates
+    OnReply(usize),
+    /// select the next alternative destination after an earlier `Select`/`SelectLookup`,
+    /// with a fallback action
+    SelectNext(Option<Box<Action>>),
+    /// mark the dispatcher destination of the failed branch as down (failure routes)
+    MarkDown,
 }
 
 /// A compiled rule.
@@ -717,6 +741,11 @@ impl Compiler<'_> {
         })
     }
 
+    /// The index of a named route.
+    fn named(&self, name: &str) -> Result<usize, String> {
+        self.names.iter().position(|n| n == name).ok_or_else(|| format!("route {name} does not exist"))
+    }
+
     fn sht(&self, s: &ast::Sht) -> Result<Sht, String> {
         let table = self
             .htable_names
@@ -747,6 +776,9 @@ impl Compiler<'_> {
             E::HasToTag => Expr::HasToTag,
             E::IsRequest => Expr::IsRequest,
             E::IsReply => Expr::IsReply,
+            E::Cancelled => Expr::Cancelled,
+            E::Timeout => Expr::Timeout,
+            E::Replied => Expr::Replied,
             E::True => Expr::True,
         })
     }
@@ -771,9 +803,16 @@ impl Compiler<'_> {
             A::Reply { code, reason } => Action::Reply(*code, reason.as_bytes().into()),
             A::Drop => Action::Drop,
             A::Return => Action::Return,
-            A::Route(name) => Action::Route(
-                self.names.iter().position(|n| n == name).ok_or_else(|| format!("route {name} does not exist"))?,
-            ),
+            A::Route(name) => Action::Route(self.named(name)?),
+            A::Relay(t) => Action::Relay(t.as_ref().map(|t| (t.addr, t.text.clone()))),
+            A::RecordRoute => Action::RecordRoute,
+            A::Fork => Action::Fork,
+            A::OnFailure(name) => Action::OnFailure(self.named(name)?),
+            A::OnReply(name) => Action::OnReply(self.named(name)?),
+            A::SelectNext { otherwise } => {
+                Action::SelectNext(otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?)
+            }
+            A::MarkDown => Action::MarkDown,
             A::SetHeader { name, value } => Action::SetHeader(
                 HeaderName::from_bytes(name.as_bytes()),
                 name.as_bytes().into(),
@@ -850,6 +889,21 @@ impl Myself {
     }
 }
 
+/// What a failure route knows about the branch that failed (None outside failure routes).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Failure {
+    /// The transaction was CANCELled (`cancelled`).
+    pub cancelled: bool,
+    /// The branch ended by a local timeout, without a final response (`timeout`).
+    pub timeout: bool,
+    /// The branch received a response, even a provisional one (`replied`).
+    pub replied: bool,
+    /// The final status code of the branch (`$rs`): 408 on a local timeout.
+    pub code: u16,
+    /// Its reason phrase (`$rr`).
+    pub reason: &'static [u8],
+}
+
 /// What the engine reads: the message and its context.
 pub struct Ctx<'m, 'a> {
     /// The message.
@@ -872,6 +926,10 @@ pub struct Ctx<'m, 'a> {
     pub acls: &'m [AclSet],
     /// When the message was received: the time htable entries expire against.
     pub now: Instant,
+    /// In a failure route: the branch that failed (`cancelled`, `timeout`, `replied`, and
+    /// `$rs`/`$rr`, which then read its status, as the message is the request). `None`
+    /// elsewhere.
+    pub failure: Option<Failure>,
 }
 
 impl<'m> Ctx<'m, '_> {
@@ -908,9 +966,13 @@ impl<'m> Ctx<'m, '_> {
             Pv::CSeq => m.cseq().ok().map_or(Val::None, |c| Val::Int(c.number as i64)),
             Pv::UserAgent => b(m.header(HeaderName::UserAgent)),
             Pv::DstUri => b(self.du),
-            Pv::Status => m.status().map_or(Val::None, |s| Val::Int(s as i64)),
-            Pv::Reason => match m.start_line() {
-                ringsip_proto::StartLine::Response { reason, .. } => Val::Bytes(reason),
+            Pv::Status => match self.failure {
+                Some(f) => Val::Int(i64::from(f.code)),
+                None => m.status().map_or(Val::None, |s| Val::Int(s as i64)),
+            },
+            Pv::Reason => match (self.failure, m.start_line()) {
+                (Some(f), _) => Val::Bytes(f.reason),
+                (None, ringsip_proto::StartLine::Response { reason, .. }) => Val::Bytes(reason),
                 _ => Val::None,
             },
             Pv::MtValue => b(self.mt.and_then(|(t, v)| self.trees.get(t)?.value(v)).map(|v| &*v.text)),
@@ -1020,6 +1082,9 @@ impl<'m> Ctx<'m, '_> {
             Expr::IsRequest => self.msg.is_request(),
             Expr::IsReply => !self.msg.is_request(),
             Expr::HasToTag => self.msg.to().ok().is_some_and(|t| t.tag().is_some()),
+            Expr::Cancelled => self.failure.is_some_and(|f| f.cancelled),
+            Expr::Timeout => self.failure.is_some_and(|f| f.timeout),
+            Expr::Replied => self.failure.is_some_and(|f| f.replied),
             Expr::Exists(pv) => !matches!(self.fetch(pv), Val::None),
             Expr::ShtExists(s) => self.sht_exists(s),
             Expr::Cmp(l, op, r) => self.compare(l, *op, r),

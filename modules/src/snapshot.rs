@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! 0..8    magic "RSNAPv1\0"
-//! 8..12   format (u32 LE, currently 1)
+//! 8..12   format (u32 LE, currently 3; see [`FORMAT`])
 //! 12..16  reserved (0)
 //! 16..24  version (u64 LE): the daemon accepts only versions above the one it runs
 //! 24..32  built at (u64 LE, milliseconds since the Unix epoch)
@@ -37,9 +37,10 @@ use crate::route::build_tree;
 /// The first bytes of every snapshot.
 pub const MAGIC: &[u8; 8] = b"RSNAPv1\0";
 /// The layout version this build writes and reads. Raise it whenever the archived config
-/// model changes shape (2: htables and acl groups), so that a snapshot from another build is
-/// refused as "format N" rather than as an invalid archive.
-pub const FORMAT: u32 = 2;
+/// model changes shape (2: htables and acl groups; 3: `[transactions]` and the stateful route
+/// actions and conditions), so that a snapshot from another build is refused as "format N"
+/// rather than as an invalid archive.
+pub const FORMAT: u32 = 3;
 /// Header length.
 pub const HEADER: usize = 64;
 /// Largest archive accepted (a snapshot with ten million prefixes is about 200 MB).
@@ -169,6 +170,7 @@ pub fn build(cfg: &Config, version: u64, built_unix_ms: u64) -> Result<Vec<u8>, 
             .collect(),
         htables: cfg.htables.clone(),
         acls: cfg.acls.clone(),
+        transactions: cfg.transactions.clone(),
         source: cfg.source.clone(),
     };
     let content = Content { config, trees };

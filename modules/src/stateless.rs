@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::dispatcher::{Cursor, Dispatcher, Key, ProbeSend, Prober, Transition};
 use crate::route::{Action, Ctx, Myself, Program, Pv, Rule, Table, ip_text, itoa};
-use crate::stats::{DestStats, DropReason, ProxyStats};
+use crate::stats::{DestStats, DropReason, ProxyStats, TxnStats};
 use crate::sticky::Sticky;
 
 /// Branch prefix of health probes: `z9hG4bKrsP<set>.<dest>.<seq>`.
@@ -166,13 +166,15 @@ pub struct Factory {
     pub current: Published,
     /// Metrics registry.
     pub registry: Registry,
+    /// The shards' hand-off queues, made by the first shard that starts.
+    handoff: std::sync::OnceLock<Arc<stateful::Handoff>>,
 }
 
 impl Factory {
     /// A factory whose shards run `shared` (until something publishes another snapshot in
     /// [`Factory::current`]).
     pub fn new(shared: Arc<Shared>, registry: Registry) -> Factory {
-        Factory { current: Arc::new(arc_swap::ArcSwap::new(shared)), registry }
+        Factory { current: Arc::new(arc_swap::ArcSwap::new(shared)), registry, handoff: std::sync::OnceLock::new() }
     }
 }
 
@@ -183,11 +185,20 @@ impl HandlerFactory for Factory {
         let shared = self.current.load_full();
         let d = &shared.dispatcher;
         let stats = Arc::new(ProxyStats::new(d, shard.place.shard == 0));
+        let txn_stats = Arc::new(TxnStats { shard: shard.place.shard.to_string(), ..TxnStats::default() });
         if let Ok(mut r) = self.registry.lock() {
             r.push(io_stats);
             r.push(stats.clone());
+            r.push(txn_stats.clone());
         }
         let now = Instant::now();
+        let handoff = self.handoff.get_or_init(|| Arc::new(stateful::Handoff::new(shard.shards))).clone();
+        // generations start somewhere different on every start, so branches are unique
+        // across restarts too
+        let seed = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+            as u32)
+            .wrapping_mul(0x9E37_79B9)
+            ^ (shard.place.shard as u32).wrapping_mul(0x85EB_CA6B);
         let mut p = StatelessProxy {
             shard: shard.place.shard,
             listen: shard.listen.clone(),
@@ -202,6 +213,11 @@ impl HandlerFactory for Factory {
             changes: Vec::new(),
             dests: stats.dests.load_full(),
             current: arc_swap::Cache::new(self.current.clone()),
+            txns: table::Table::new(limits(&shared.config), now, seed),
+            txn_stats,
+            handoff,
+            drain_pending: false,
+            fwd_scratch: Vec::new(),
             shared,
             stats,
         };
@@ -223,6 +239,7 @@ fn route_ctx<'m, 'a>(m: &'m Message<'a>, d: &Datagram<'_>, myself: &'m Myself, s
         htables: &shared.htables,
         acls: &shared.program.acls,
         now: d.now,
+        failure: None,
     }
 }
 
@@ -249,12 +266,22 @@ pub struct StatelessProxy {
     stats: Arc<ProxyStats>,
     /// This shard's per-destination counters for `shared`'s dispatcher.
     dests: Arc<DestStats>,
+    /// This shard's transactions.
+    txns: table::Table,
+    txn_stats: Arc<TxnStats>,
+    /// Every shard's hand-off queue.
+    handoff: Arc<stateful::Handoff>,
+    /// The hand-off queue is looked at before the first datagram of a batch.
+    drain_pending: bool,
+    /// Where a relayed request is written before its transaction exists.
+    fwd_scratch: Vec<u8>,
 }
 
 /// What a route decided.
 #[derive(Clone, Copy, Debug)]
 enum Outcome<'p> {
     Forward(Option<SocketAddr>),
+    Relay(Option<SocketAddr>),
     Reply(u16, &'p [u8]),
     Drop,
     End,
@@ -269,12 +296,47 @@ struct HeaderOp<'p> {
 
 const MAX_HEADER_OPS: usize = 8;
 
-struct RouteRun<'p> {
+pub(crate) struct RouteRun<'p> {
     outcome: Outcome<'p>,
     selected: Option<(usize, usize)>,
     ops: arrayvec::ArrayVec<HeaderOp<'p>, MAX_HEADER_OPS>,
     /// After `lookup ... all`: the tree and the distinct values of every match, longest first.
     chain: Chain,
+    /// `record_route` ran.
+    record_route: bool,
+    /// `on_failure` / `on_reply` armed these named routes.
+    on_failure: Option<usize>,
+    on_reply: Option<usize>,
+    /// What `select next` walks: built by `select`, carried by the transaction.
+    alts: table::Alts,
+    /// In a failure route: the destination of the branch that failed (for `mark_down`).
+    failed: Option<(usize, usize)>,
+    /// `fork`: a branch to every available destination of the selected set.
+    fork: bool,
+}
+
+impl RouteRun<'_> {
+    fn new(outcome: Outcome<'_>) -> RouteRun<'_> {
+        RouteRun {
+            outcome,
+            selected: None,
+            ops: arrayvec::ArrayVec::new(),
+            chain: Chain::default(),
+            record_route: false,
+            on_failure: None,
+            on_reply: None,
+            alts: table::Alts::default(),
+            failed: None,
+            fork: false,
+        }
+    }
+}
+
+/// How a request's next hop follows its Route set: how many of ringsip's own entries to
+/// pop, and the Request-URI to restore after a strict router (§16.4).
+pub(crate) struct Hop<'a> {
+    pop: usize,
+    strict_uri: Option<&'a [u8]>,
 }
 
 /// Most matches `lookup ... all` keeps (prefixes of one number rarely nest deeper).
@@ -371,6 +433,9 @@ impl<'p> Env<'p, '_> {
             Action::Select(set, otherwise) => match self.select(*set, ctx) {
                 Some(dest) => {
                     run.selected = Some((*set, dest));
+                    run.alts.clear();
+                    self.add_alts(&mut run.alts, *set, dest);
+                    run.alts.pos = 1;
                     ctx.du = None;
                     Flow::Next
                 }
@@ -411,6 +476,20 @@ impl<'p> Env<'p, '_> {
                     let Some(value) = value else { continue };
                     if let Some((set, dest)) = self.select_from(value, ctx, &mut tried, &mut n_tried) {
                         run.selected = Some((set, dest));
+                        // alternatives: this set's other destinations, then every set of
+                        // this and the shorter prefixes, in order
+                        run.alts.clear();
+                        self.add_alts(&mut run.alts, set, dest);
+                        for j in k..chain.len.max(1) {
+                            let v =
+                                if chain.len == 0 { longest } else { table.and_then(|t| t.distinct(chain.values[j])) };
+                            for &s in v.map(|v| &v.sets[..]).unwrap_or(&[]) {
+                                if s != set {
+                                    self.add_alts(&mut run.alts, s, usize::MAX);
+                                }
+                            }
+                        }
+                        run.alts.pos = 1;
                         ctx.du = None;
                         return Flow::Next;
                     }
@@ -445,6 +524,70 @@ impl<'p> Env<'p, '_> {
                 }
                 Flow::Next
             }
+            Action::Relay(target) => {
+                run.outcome = Outcome::Relay(target.as_ref().map(|(a, _)| *a));
+                Flow::Stop
+            }
+            Action::RecordRoute => {
+                run.record_route = true;
+                Flow::Next
+            }
+            Action::Fork => {
+                run.fork = true;
+                run.outcome = Outcome::Relay(None);
+                Flow::Stop
+            }
+            Action::OnFailure(r) => {
+                run.on_failure = Some(*r);
+                Flow::Next
+            }
+            Action::OnReply(r) => {
+                run.on_reply = Some(*r);
+                Flow::Next
+            }
+            Action::SelectNext(otherwise) => {
+                // the next alternative that is up (and not the one that just failed)
+                let d = &shared.dispatcher;
+                while run.alts.pos < run.alts.len {
+                    let (set, dest) = run.alts.list[run.alts.pos as usize];
+                    run.alts.pos += 1;
+                    let (set, dest) = (set as usize, dest as usize);
+                    if Some((set, dest)) != run.failed
+                        && d.sets.get(set).and_then(|s| s.dests.get(dest)).is_some_and(|x| x.available())
+                    {
+                        self.dests.selected[set][dest].inc();
+                        run.selected = Some((set, dest));
+                        ctx.du = None;
+                        return Flow::Next;
+                    }
+                }
+                match otherwise {
+                    Some(o) => self.act(o, ctx, run, scratch, used, depth),
+                    None => Flow::Next,
+                }
+            }
+            Action::MarkDown => {
+                if let Some((set, dest)) = run.failed {
+                    let d = &shared.dispatcher.sets[set].dests[dest];
+                    if d.is_active() {
+                        d.mark_active(false);
+                        self.stats.dest_transitions.inc();
+                        warn!(set = shared.dispatcher.sets[set].id, destination = %d.uri, "destination marked down after a failed branch; probes bring it back");
+                    }
+                }
+                Flow::Next
+            }
+        }
+    }
+
+    /// Add the destinations of `set` to `alts`: `first` (when it is one of them), then the
+    /// others in the set's order after it.
+    fn add_alts(&self, alts: &mut table::Alts, set: usize, first: usize) {
+        let Some(s) = self.shared.dispatcher.sets.get(set) else { return };
+        let n = s.dests.len();
+        let start = if first < n { first } else { 0 };
+        for k in 0..n {
+            alts.push(set, (start + k) % n);
         }
     }
 
@@ -580,6 +723,10 @@ impl StatelessProxy {
             self.prober = Some(Prober::new(d, Instant::now()));
         }
         self.set_names();
+        self.txns.limits = limits(&self.shared.config);
+        if self.txns.live > 0 {
+            self.remap_txns(&old);
+        }
         // the old snapshot is freed by whoever lets go last: the daemon keeps a reference
         // until no shard holds one, so that is not this shard
         drop(old);
@@ -619,6 +766,22 @@ impl StatelessProxy {
         warning: Option<&[u8]>,
         out: &mut Outbox<'_>,
     ) {
+        self.reply_with(m, d, code, reason, warning, None, out)
+    }
+
+    /// [`StatelessProxy::reply`] with one more header line (`Name: value`), like
+    /// `Retry-After`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reply_with(
+        &self,
+        m: &Message<'_>,
+        d: &Datagram<'_>,
+        code: u16,
+        reason: &[u8],
+        warning: Option<&[u8]>,
+        header: Option<&[u8]>,
+        out: &mut Outbox<'_>,
+    ) {
         if m.method() == Some(Method::Ack) {
             // an ACK is never answered
             self.stats.dropped(DropReason::Ack);
@@ -635,7 +798,7 @@ impl StatelessProxy {
             Fnv::new().mix(m.call_id().unwrap_or(b"")).mix(m.from().ok().and_then(|f| f.tag()).unwrap_or(b"")).finish();
         hex(h, &mut tag);
         let mut warn_line = [0u8; 256];
-        let mut extra: arrayvec::ArrayVec<&[u8], 2> = arrayvec::ArrayVec::new();
+        let mut extra: arrayvec::ArrayVec<&[u8], 3> = arrayvec::ArrayVec::new();
         extra.push(b"Server: ringsip");
         if let Some(w) = warning {
             let prefix = b"Warning: 399 ringsip \"";
@@ -650,6 +813,9 @@ impl StatelessProxy {
             }
             warn_line[prefix.len() + w.len()] = b'"';
             extra.push(&warn_line[..prefix.len() + w.len() + 1]);
+        }
+        if let Some(h) = header {
+            extra.push(h);
         }
         let li = self.our_listen_for(&dest, d.listen);
         if out.send(li, dest, |buf| proxy::write_reply(m, d.src, code, reason, &tag, &extra, buf)) {
@@ -696,42 +862,71 @@ impl StatelessProxy {
             return;
         }
 
-        // loose routing: drop ringsip's own entry from the top of the Route set (§16.4)
-        let mut routes = m.routes();
-        let first_route = routes.next();
-        let pop_route = matches!(&first_route, Some(Ok(r)) if self.myself.has_uri(r.uri()));
-        let next_route = if pop_route { routes.next() } else { first_route };
+        // a retransmission, a CANCEL or the ACK of a transaction this shard holds is the
+        // transaction's (§17.2.3), before any route runs
+        if self.txn_request(m, d, out) {
+            return;
+        }
+
+        // loose routing: drop ringsip's own entries from the top of the Route set (§16.4; a
+        // double Record-Route leaves two)
+        let mut pop = 0;
+        let mut next_route = None;
+        for r in m.routes() {
+            match &r {
+                Ok(v) if self.myself.has_uri(v.uri()) => pop += 1,
+                _ => {
+                    next_route = Some(r);
+                    break;
+                }
+            }
+        }
         if let Some(Err(e)) = &next_route {
             self.stats.parse_errors.inc();
             let _ = e;
             self.reply(m, d, 400, b"Bad Request", Some(b"malformed Route"), out);
             return;
         }
+        // the previous hop was a strict router (§16.4): the Request-URI is a Record-Route
+        // value of ringsip's, and the real target is the last Route value
+        let strict = pop == 0
+            && next_route.is_some()
+            && m.request_uri().is_ok_and(|u| u.user().is_none() && self.myself.has_uri(u));
+        let mut strict_uri: Option<&[u8]> = None;
+        if strict {
+            let routes: arrayvec::ArrayVec<_, 16> = m.routes().filter_map(Result::ok).take(16).collect();
+            if let Some(last) = routes.last() {
+                strict_uri = Some(last.uri().as_bytes());
+                next_route = if routes.len() > 1 { Some(Ok(routes[0])) } else { None };
+            }
+        }
+        let hop = Hop { pop, strict_uri };
 
         let shared: &Shared = &self.shared;
         let program = &shared.program;
         let mut scratch = [0u8; 2048];
         let mut used = 0;
-        let mut run =
-            RouteRun { outcome: Outcome::End, selected: None, ops: arrayvec::ArrayVec::new(), chain: Chain::default() };
+        let mut run = RouteRun::new(Outcome::End);
         let mut ctx = route_ctx(m, d, &self.myself, shared);
         let mut env = Env { shared, dests: &self.dests, stats: &self.stats, sel: &mut self.sel, now: d.now };
         let _ = env.run(&program.request, &mut ctx, &mut run, &mut scratch, &mut used, 0);
 
-        match run.outcome {
+        let outcome = run.outcome;
+        match outcome {
             Outcome::Reply(code, reason) => self.reply(m, d, code, reason, None, out),
             Outcome::Drop => self.stats.dropped(DropReason::Route),
             Outcome::End => {
                 self.stats.dropped(DropReason::RouteEnd);
                 debug!(src = %d.src, "request route ended without a decision; dropped");
             }
-            Outcome::Forward(explicit) => {
+            Outcome::Forward(explicit) | Outcome::Relay(explicit) => {
                 let dest = match explicit {
                     Some(a) => Some(a),
                     None => match run.selected {
                         Some((set, dest)) => Some(self.shared.dispatcher.sets[set].dests[dest].addr),
-                        None => match &next_route {
-                            Some(Ok(r)) => uri_addr(r.uri()),
+                        None => match (&next_route, strict_uri) {
+                            (Some(Ok(r)), _) => uri_addr(r.uri()),
+                            (_, Some(u)) => ringsip_proto::Uri::parse(u).ok().as_ref().and_then(uri_addr),
                             _ => m.request_uri().ok().and_then(uri_addr),
                         },
                     },
@@ -741,9 +936,75 @@ impl StatelessProxy {
                     debug!(src = %d.src, "next hop is a host name; ringsip does no DNS on the hot path");
                     return;
                 };
-                self.forward_request(m, d, dest, pop_route, &run, &scratch, mi, out);
+                if matches!(outcome, Outcome::Relay(_)) && !matches!(m.method(), Some(Method::Ack | Method::Cancel)) {
+                    // an ACK, and a CANCEL that matched no transaction, go on statelessly
+                    // (§16.10: "the element MUST statelessly forward the CANCEL")
+                    let Some((mf, branch)) = self.forward_checks(m, d, out) else { return };
+                    let li = self.our_listen_for(&dest, d.listen);
+                    // written now, with a placeholder branch the transaction fills in
+                    let placeholder = table::write_branch(0, 0, 0, 0, 0);
+                    let mut fwd = std::mem::take(&mut self.fwd_scratch);
+                    fwd.clear();
+                    fwd.resize(m.buffer().len() + 2048, 0);
+                    let n = self.write_forwarded(m, d, li, &placeholder, mf, &hop, &run, &scratch, &mut fwd);
+                    fwd.truncate(n.unwrap_or(0));
+                    let plan = stateful::Plan {
+                        dest,
+                        li,
+                        selected: run.selected,
+                        on_failure: run.on_failure,
+                        on_reply: run.on_reply,
+                        alts: run.alts,
+                        branch,
+                        fork: run.fork,
+                    };
+                    // the route's borrows of the snapshot end here
+                    drop(run);
+                    self.relay(m, d, plan, fwd, mi, out);
+                } else {
+                    self.forward_request(m, d, dest, &hop, &run, &scratch, mi, out);
+                }
             }
         }
+    }
+
+    /// Max-Forwards and loop checks before a request is forwarded (§16.6 step 3, §16.3 steps
+    /// 3 and 4), answering 483 or 482 itself: the new Max-Forwards and the request's
+    /// stateless branch (its loop half also goes into stateful branches), or `None` when it
+    /// was answered or dropped.
+    pub(crate) fn forward_checks(
+        &self,
+        m: &Message<'_>,
+        d: &Datagram<'_>,
+        out: &mut Outbox<'_>,
+    ) -> Option<(u8, Branch)> {
+        let mf = match m.max_forwards() {
+            Ok(Some(0)) => {
+                self.reply(m, d, 483, b"Too Many Hops", None, out);
+                return None;
+            }
+            Ok(Some(n)) => n - 1,
+            _ => 70,
+        };
+        let Some(branch) = Branch::for_request(m) else {
+            self.stats.dropped(DropReason::Unanswerable);
+            return None;
+        };
+        let me = |v: &Via<'_>| self.is_our_sent_by(v);
+        let stateful_loop = |v: &Via<'_>| {
+            me(v)
+                && v.branch().is_some_and(|b| {
+                    b.starts_with(table::TXN_PREFIX)
+                        && table::loop_part(b).ends_with(&branch.loop_part()[proxy::BRANCH_PREFIX.len()..])
+                })
+        };
+        let looped_stateful =
+            m.via().is_ok_and(stateful_loop) || m.vias_after_top().filter_map(Result::ok).any(|v| stateful_loop(&v));
+        if looped_stateful || proxy::has_looped(m, &branch, me) {
+            self.reply(m, d, 482, b"Loop Detected", None, out);
+            return None;
+        }
+        Some((mf, branch))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -752,40 +1013,51 @@ impl StatelessProxy {
         m: &Message<'_>,
         d: &Datagram<'_>,
         dest: SocketAddr,
-        pop_route: bool,
+        hop: &Hop<'_>,
         run: &RouteRun<'_>,
         scratch: &[u8],
         mi: usize,
         out: &mut Outbox<'_>,
     ) {
-        // Max-Forwards (§16.6 step 3; §16.3 step 3 answers 483 at zero)
-        let mf = match m.max_forwards() {
-            Ok(Some(0)) => return self.reply(m, d, 483, b"Too Many Hops", None, out),
-            Ok(Some(n)) => n - 1,
-            _ => 70,
-        };
-        let Some(branch) = Branch::for_request(m) else {
-            self.stats.dropped(DropReason::Unanswerable);
-            return;
-        };
-        if proxy::has_looped(m, &branch, |v| self.is_our_sent_by(v)) {
-            return self.reply(m, d, 482, b"Loop Detected", None, out);
-        }
+        let Some((mf, branch)) = self.forward_checks(m, d, out) else { return };
         let li = self.our_listen_for(&dest, d.listen);
+        if out.send(li, dest, |obuf| self.write_forwarded(m, d, li, branch.as_bytes(), mf, hop, run, scratch, obuf)) {
+            self.stats.forwarded_requests[mi].inc();
+        } else {
+            self.stats.dropped(DropReason::Write);
+        }
+    }
+
+    /// Write request `m` as forwarded from listen socket `li` into `obuf` (RFC 3261 §16.6):
+    /// ringsip's Via with `branch` on top, `received`/`rport` on the previous hop's Via
+    /// (§18.2.1, RFC 3581 §4), Max-Forwards `mf`, ringsip's own Route entries popped (and a
+    /// strict router's Request-URI restored, §16.4), Record-Route when the route asked for
+    /// it (double when the request leaves on another listen socket, RFC 5658), and the
+    /// route's header changes. `None` when the result does not fit.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_forwarded(
+        &self,
+        m: &Message<'_>,
+        d: &Datagram<'_>,
+        li: usize,
+        branch: &[u8],
+        mf: u8,
+        hop: &Hop<'_>,
+        run: &RouteRun<'_>,
+        scratch: &[u8],
+        obuf: &mut [u8],
+    ) -> Option<usize> {
         // our Via
-        let mut via = [0u8; 128];
+        let mut via = [0u8; 160];
         let mut n = 0;
-        for part in [&b"SIP/2.0/UDP "[..], &self.sent_by[li], b";branch=", branch.as_bytes()] {
-            via[n..n + part.len()].copy_from_slice(part);
+        for part in [&b"SIP/2.0/UDP "[..], &self.sent_by[li], b";branch=", branch] {
+            via.get_mut(n..n + part.len())?.copy_from_slice(part);
             n += part.len();
         }
         let via = &via[..n];
 
         // received/rport on the previous hop's Via (RFC 3261 §18.2.1, RFC 3581 §4)
-        let top = match m.via() {
-            Ok(t) => t,
-            Err(_) => return self.stats.dropped(DropReason::Unanswerable),
-        };
+        let top = m.via().ok()?;
         let buf = m.buffer();
         let top_end = chars::offset_in(buf, top.as_bytes()) + top.as_bytes().len();
         let mut recv_param = [0u8; 64];
@@ -811,6 +1083,24 @@ impl StatelessProxy {
             rport_value[1..1 + p.len()].copy_from_slice(p);
             rport_len = 1 + p.len();
         }
+        // Record-Route: the socket it leaves on, then (double) the one it came in on
+        let mut rr = [0u8; 2 * 96 + 8];
+        let mut rr_len = 0;
+        if run.record_route {
+            let mut put = |b: &[u8]| -> Option<()> {
+                rr.get_mut(rr_len..rr_len + b.len())?.copy_from_slice(b);
+                rr_len += b.len();
+                Some(())
+            };
+            put(b"<sip:")?;
+            put(&self.sent_by[li])?;
+            put(b";lr>")?;
+            if li != d.listen {
+                put(b", <sip:")?;
+                put(&self.sent_by[d.listen])?;
+                put(b";lr>")?;
+            }
+        }
 
         let mut e = Edits::new();
         let ok = (|| -> Result<(), ringsip_proto::WriteError> {
@@ -822,20 +1112,20 @@ impl StatelessProxy {
                 e.insert(top_end, &recv_param[..recv_len])?;
             }
             e.set_max_forwards(m, mf)?;
-            if pop_route {
-                e.remove_first_value(m, HeaderName::Route)?;
+            if hop.pop > 0 {
+                e.remove_first_values(m, HeaderName::Route, hop.pop)?;
+            }
+            if let Some(u) = hop.strict_uri {
+                e.set_request_uri(m, u)?;
+                e.remove_last_value(m, HeaderName::Route)?;
+            }
+            if rr_len > 0 {
+                e.insert_header_first(m, HeaderName::RecordRoute, &rr[..rr_len])?;
             }
             apply_header_ops(&mut e, m, &run.ops, scratch)
         })();
-        if ok.is_err() {
-            self.stats.dropped(DropReason::Write);
-            return;
-        }
-        if out.send(li, dest, |obuf| e.write(m, obuf).ok()) {
-            self.stats.forwarded_requests[mi].inc();
-        } else {
-            self.stats.dropped(DropReason::Write);
-        }
+        ok.ok()?;
+        e.write(m, obuf).ok()
     }
 
     fn response(&mut self, m: &Message<'_>, d: &Datagram<'_>, out: &mut Outbox<'_>) {
@@ -853,14 +1143,25 @@ impl StatelessProxy {
             return self.stats.dropped(DropReason::NotOurVia);
         }
         let branch = top.branch().unwrap_or(b"");
-        if let Some(rest) = branch.strip_prefix(PROBE_PREFIX) {
+        if let Some(id) = table::parse_branch(branch) {
+            if self.txn_response(m, d, id, out) {
+                return;
+            }
+            // no transaction (any more): a 2xx to an INVITE still goes upstream (§16.7 step
+            // 5: every 2xx is forwarded), anything else is a stray
+            let invite_2xx = (200..300).contains(&code) && m.cseq().is_ok_and(|c| c.method == b"INVITE");
+            if !invite_2xx {
+                self.txn_stats.stray.inc();
+                return self.stats.dropped(DropReason::NoTransaction);
+            }
+        } else if let Some(rest) = branch.strip_prefix(PROBE_PREFIX) {
             self.stats.probe_answers.inc();
             if let Some((set, dest, seq)) = parse_probe_branch(rest) {
                 self.shared.dispatcher.record_answer(set, dest, seq, code);
             }
             return;
         }
-        if !Branch::is_ours(branch) {
+        if !Branch::is_ours(branch) && table::parse_branch(branch).is_none() {
             return self.stats.dropped(DropReason::NotOurVia);
         }
         let next = match m.vias_after_top().next() {
@@ -879,12 +1180,7 @@ impl StatelessProxy {
         let program = &shared.program;
         let mut scratch = [0u8; 2048];
         let mut used = 0;
-        let mut run = RouteRun {
-            outcome: Outcome::Forward(None),
-            selected: None,
-            ops: arrayvec::ArrayVec::new(),
-            chain: Chain::default(),
-        };
+        let mut run = RouteRun::new(Outcome::Forward(None));
         if let Some(rules) = &program.reply {
             let mut ctx = route_ctx(m, d, &self.myself, shared);
             run.outcome = Outcome::End;
@@ -894,7 +1190,7 @@ impl StatelessProxy {
                 Outcome::Drop => return self.stats.dropped(DropReason::Route),
                 Outcome::Reply(..) => return self.stats.dropped(DropReason::ReplyToResponse),
                 // the reply route ends by forwarding, explicitly or by running out of rules
-                Outcome::End | Outcome::Forward(_) => {}
+                Outcome::End | Outcome::Forward(_) | Outcome::Relay(_) => {}
             }
         }
         let mut e = Edits::new();
@@ -1042,9 +1338,29 @@ fn hex(v: u64, out: &mut [u8; 16]) {
 impl Handler for StatelessProxy {
     fn batch_start(&mut self) {
         self.refresh();
+        self.drain_pending = true;
     }
 
     fn datagram(&mut self, d: &Datagram<'_>, out: &mut Outbox<'_>) {
+        if self.drain_pending {
+            self.drain_pending = false;
+            self.drain_handoff(d.now, out);
+        }
+        self.datagram_inner(d, out);
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Outbox<'_>) {
+        // an idle shard lets go of an old snapshot too
+        self.refresh();
+        self.drain_handoff(now, out);
+        self.txn_timers(now, out);
+        self.send_probes(now, out);
+    }
+}
+
+impl StatelessProxy {
+    /// One datagram, received or passed on by another shard.
+    fn datagram_inner(&mut self, d: &Datagram<'_>, out: &mut Outbox<'_>) {
         // keep-alives (CRLF) and empty datagrams are not errors
         if d.data.iter().all(|&b| b == b'\r' || b == b'\n') {
             return;
@@ -1058,13 +1374,29 @@ impl Handler for StatelessProxy {
         }
         if m.is_request() { self.request(&m, d, out) } else { self.response(&m, d, out) }
     }
+}
 
-    fn tick(&mut self, now: Instant, out: &mut Outbox<'_>) {
-        // an idle shard lets go of an old snapshot too
-        self.refresh();
-        self.send_probes(now, out);
+/// The transaction settings of a config.
+fn limits(cfg: &Config) -> table::Limits {
+    let t = &cfg.transactions;
+    let ms = |d: Duration| d.as_millis() as u64;
+    table::Limits {
+        timers: ringsip_proto::transaction::Timers {
+            t1: ms(t.t1),
+            t2: ms(t.t2),
+            t4: ms(t.t4),
+            c: ms(t.timer_c),
+            no_reply: ms(t.no_reply_timeout),
+        },
+        max: t.max_per_shard,
+        retry_after: t.retry_after,
     }
 }
 
+mod stateful;
+mod table;
+
+#[cfg(test)]
+mod stateful_tests;
 #[cfg(test)]
 mod tests;

@@ -32,11 +32,17 @@ pub enum DropReason {
     Write,
     /// Only a request can be answered.
     ReplyToResponse,
+    /// A response to a stateful branch whose transaction is gone (not a 2xx to an INVITE,
+    /// which is forwarded anyway).
+    NoTransaction,
+    /// A message for another shard's transaction that the hand-off queue had no room for
+    /// (the sender retransmits).
+    HandoffFull,
 }
 
 impl DropReason {
     /// Every reason, for export.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Unparsable,
         DropReason::Unanswerable,
         DropReason::NotOurVia,
@@ -48,6 +54,8 @@ impl DropReason {
         DropReason::BadResponse,
         DropReason::Write,
         DropReason::ReplyToResponse,
+        DropReason::NoTransaction,
+        DropReason::HandoffFull,
     ];
 
     /// Label value.
@@ -64,6 +72,8 @@ impl DropReason {
             DropReason::BadResponse => "bad_response",
             DropReason::Write => "write",
             DropReason::ReplyToResponse => "reply_to_response",
+            DropReason::NoTransaction => "no_transaction",
+            DropReason::HandoffFull => "handoff_full",
         }
     }
 }
@@ -72,7 +82,7 @@ impl DropReason {
 pub const METHODS: [&str; 8] = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "other"];
 
 /// Status codes ringsip generates, counted separately (anything else is `other`).
-pub const CODES: [u16; 10] = [100, 400, 404, 416, 420, 480, 482, 483, 500, 503];
+pub const CODES: [u16; 14] = [100, 200, 400, 404, 408, 416, 420, 480, 482, 483, 487, 500, 503, 504];
 
 /// Per-shard counters of the stateless proxy.
 #[derive(Debug)]
@@ -86,9 +96,9 @@ pub struct ProxyStats {
     /// Responses forwarded, by class.
     pub forwarded_responses: [Counter; 6],
     /// Replies generated, by [`CODES`] and one `other`.
-    pub replies: [Counter; 11],
+    pub replies: [Counter; 15],
     /// Drops, by [`DropReason`].
-    pub drops: [Counter; 11],
+    pub drops: [Counter; 13],
     /// Messages that failed to parse or validate, by place (first the start line/framing).
     pub parse_errors: Counter,
     /// Probes sent.
@@ -288,5 +298,93 @@ impl Metrics for ProxyStats {
                 });
             }
         }
+    }
+}
+
+/// Per-shard counters of the transaction layer, labelled with the shard.
+#[derive(Debug, Default)]
+pub struct TxnStats {
+    /// The shard, as a label value.
+    pub shard: String,
+    /// Live transactions (gauge).
+    pub live: Counter,
+    /// Transactions created.
+    pub created: Counter,
+    /// Requests refused with 503 because the shard's table was full.
+    pub refused: Counter,
+    /// Retransmitted requests (and ACKs of non-2xx responses) absorbed by a transaction.
+    pub absorbed: Counter,
+    /// Branches started (the first of each transaction and every failover or fork).
+    pub branches: Counter,
+    /// Branches that ended by a local timeout (Timer B/F or C).
+    pub timeouts: Counter,
+    /// CANCELs matched to a pending INVITE.
+    pub cancels: Counter,
+    /// Request retransmissions ringsip sent downstream (Timers A/E) and response
+    /// retransmissions upstream (Timer G and retransmitted requests).
+    pub retransmissions: Counter,
+    /// Messages this shard received for another shard's transaction and passed on.
+    pub handoffs: Counter,
+    /// Messages another shard passed to this one.
+    pub handoffs_in: Counter,
+    /// Responses whose transaction was gone.
+    pub stray: Counter,
+    /// Failure routes run.
+    pub failure_routes: Counter,
+}
+
+impl Metrics for TxnStats {
+    fn visit(&self, sink: &mut dyn FnMut(&Metric<'_>)) {
+        let labels = [("shard", self.shard.as_str())];
+        let mut put = |name: &str, help: &str, kind: Kind, v: u64| {
+            sink(&Metric { name, help, kind, labels: &labels, value: v });
+        };
+        put("ringsip_transactions", "live transactions", Kind::Gauge, self.live.get());
+        put("ringsip_transactions_created_total", "transactions created", Kind::Counter, self.created.get());
+        put(
+            "ringsip_transactions_refused_total",
+            "requests refused with 503 because the shard's transaction table was full",
+            Kind::Counter,
+            self.refused.get(),
+        );
+        put(
+            "ringsip_retransmissions_absorbed_total",
+            "retransmitted requests and non-2xx ACKs absorbed by a transaction",
+            Kind::Counter,
+            self.absorbed.get(),
+        );
+        put(
+            "ringsip_retransmissions_sent_total",
+            "requests and responses ringsip retransmitted (Timers A, E, G and retransmitted requests)",
+            Kind::Counter,
+            self.retransmissions.get(),
+        );
+        put(
+            "ringsip_branches_total",
+            "branches started (first tries, failovers, forks)",
+            Kind::Counter,
+            self.branches.get(),
+        );
+        put(
+            "ringsip_branch_timeouts_total",
+            "branches that ended by a local timeout (Timer B, F or C)",
+            Kind::Counter,
+            self.timeouts.get(),
+        );
+        put("ringsip_cancels_total", "CANCELs matched to a pending INVITE", Kind::Counter, self.cancels.get());
+        put("ringsip_failure_routes_total", "failure routes run", Kind::Counter, self.failure_routes.get());
+        put(
+            "ringsip_handoffs_total",
+            "messages this shard received for another shard's transaction and passed to it",
+            Kind::Counter,
+            self.handoffs.get(),
+        );
+        put(
+            "ringsip_handoffs_received_total",
+            "messages other shards passed to this shard's transactions",
+            Kind::Counter,
+            self.handoffs_in.get(),
+        );
+        put("ringsip_stray_responses_total", "responses whose transaction was gone", Kind::Counter, self.stray.get());
     }
 }

@@ -189,6 +189,7 @@ fn check(file: &std::path::Path) -> ExitCode {
             if t.seeds.len() == 1 { "y" } else { "ies" }
         );
     }
+    println!("  transactions: {}", cfg.transactions);
     println!(
         "  snapshot: {} bytes, content hash {}, built in {:.2} ms",
         snapshot_bytes,
@@ -283,7 +284,9 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>, 
         sndbuf: cfg.server.sndbuf,
         batch: cfg.server.batch,
         max_datagram: MAX_DATAGRAM,
-        tick: Duration::from_millis(50),
+        // how late a transaction timer or a message another shard passed on may be handled
+        // on an idle shard (a busy one looks at both after every batch)
+        tick: Duration::from_millis(10),
     };
     let stop = Arc::new(AtomicBool::new(false));
     info!(

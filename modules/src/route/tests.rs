@@ -45,6 +45,7 @@ fn eval(expr: &str, raw: &[u8], src: &str) -> bool {
         htables: &no_tables,
         acls: &[],
         now: std::time::Instant::now(),
+        failure: None,
     };
     let e = cond(expr);
     ctx.eval(&e)
@@ -139,6 +140,7 @@ fn replies_and_templates() {
         htables: &no_tables,
         acls: &[],
         now: std::time::Instant::now(),
+        failure: None,
     };
     assert!(ctx.eval(rule.cond.as_ref().unwrap()));
     let Action::AppendHeader(name, t) = &rule.actions[0] else { panic!() };
@@ -217,6 +219,7 @@ fn sht_ctx<'m>(m: &'m Message<'m>, me: &'m Myself, tables: &'m Tables, now: std:
         htables: tables,
         acls: &[],
         now,
+        failure: None,
     }
 }
 
@@ -355,6 +358,7 @@ fn acl_eval(acls: &str, expr: &str, src: &str) -> bool {
         htables: &no_tables,
         acls: &p.acls,
         now: std::time::Instant::now(),
+        failure: None,
     };
     ctx.eval(p.request[0].cond.as_ref().unwrap())
 }
@@ -434,4 +438,127 @@ fn acl_sets_and_compiled_indices() {
     // a program compiled without the group refuses the route
     let e = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &[], |_| None).unwrap_err();
     assert_eq!(e, "acl other does not exist");
+}
+
+/// A program with a request route that arms `failover` and a failure route `failover` whose
+/// first rule has this condition.
+fn failure_program(cond: &str) -> Program {
+    let text = format!(
+        "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+[[dispatcher.set]]\nid = 1\nalgorithm = \"round-robin\"\ndestinations = [\"sip:127.0.0.1:5080\"]\n\
+[[route.request]]\ndo = ['select 1', 'record_route', 'on_reply replies', 'on_failure failover', 'relay']\n\
+[[route.failover]]\nif = '''{cond}'''\ndo = ['mark_down', 'select next else reply 503 \"x\"', 'on_failure failover', 'relay \"sip:127.0.0.1:5090\"']\n\
+[[route.replies]]\ndo = \"drop\"\n"
+    );
+    let cfg = ringsip_config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |id| Some(id as usize - 1)).unwrap()
+}
+
+/// Evaluate the failure route's condition for the INVITE with this failure (or none).
+fn failure_eval(cond: &str, failure: Option<Failure>) -> bool {
+    let p = failure_program(cond);
+    let rule = &p.named[p.names.iter().position(|n| n == "failover").unwrap()][0];
+    let m = Message::parse(INVITE).unwrap();
+    let me = myself();
+    let no_tables = Tables::default();
+    let ctx = Ctx {
+        msg: &m,
+        src: "203.0.113.45:5060".parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        du: None,
+        myself: &me,
+        trees: &[],
+        mt: None,
+        htables: &no_tables,
+        acls: &[],
+        now: std::time::Instant::now(),
+        failure,
+    };
+    ctx.eval(rule.cond.as_ref().unwrap())
+}
+
+#[test]
+fn stateful_actions_compile_to_indexes() {
+    let p = failure_program("true");
+    assert_eq!(p.names, ["failover", "replies"]);
+    let req = &p.request[0].actions;
+    assert!(matches!(req[0], Action::Select(0, None)));
+    assert!(matches!(req[1], Action::RecordRoute));
+    assert!(matches!(req[2], Action::OnReply(1)));
+    assert!(matches!(req[3], Action::OnFailure(0)));
+    assert!(matches!(req[4], Action::Relay(None)));
+    let failover = &p.named[0][0].actions;
+    assert!(matches!(failover[0], Action::MarkDown));
+    let Action::SelectNext(Some(o)) = &failover[1] else { panic!("{:?}", failover[1]) };
+    assert!(matches!(**o, Action::Reply(503, ref r) if &**r == b"x"));
+    assert!(matches!(failover[2], Action::OnFailure(0)));
+    let Action::Relay(Some((addr, text))) = &failover[3] else { panic!("{:?}", failover[3]) };
+    assert_eq!((*addr, text.as_str()), ("127.0.0.1:5090".parse().unwrap(), "sip:127.0.0.1:5090"));
+}
+
+#[test]
+fn failure_conditions_read_the_failed_branch() {
+    let timeout = Failure { timeout: true, code: 408, reason: b"Request Timeout", ..Failure::default() };
+    let busy = Failure { replied: true, code: 486, reason: b"Busy Here", ..Failure::default() };
+    let cancelled =
+        Failure { cancelled: true, replied: true, code: 487, reason: b"Request Terminated", ..Failure::default() };
+    for (cond, failure, want) in [
+        ("cancelled", Some(cancelled), true),
+        ("cancelled", Some(busy), false),
+        ("cancelled", None, false),
+        ("timeout", Some(timeout), true),
+        ("timeout", Some(busy), false),
+        ("timeout", None, false),
+        ("replied", Some(busy), true),
+        ("replied", Some(timeout), false),
+        ("replied", None, false),
+        ("timeout and not replied", Some(timeout), true),
+        ("not timeout", None, true),
+        // $rs / $rr read the failed branch, not the message (the request)
+        ("$rs == 408 and $rr == \"Request Timeout\"", Some(timeout), true),
+        ("$rs >= 500 and $rs < 600 or timeout and not replied", Some(timeout), true),
+        ("$rs >= 500 and $rs < 600 or timeout and not replied", Some(busy), false),
+        ("$rs >= 500 and $rs < 600", Some(Failure { replied: true, code: 503, ..Failure::default() }), true),
+        ("$rs == 486", Some(busy), true),
+        ("$rr =~ \"^Busy\"", Some(busy), true),
+        ("$rs in [486, 600]", Some(busy), true),
+        ("exists $rs", Some(busy), true),
+        // outside a failure route the request has no status
+        ("exists $rs", None, false),
+        ("exists $rr", None, false),
+        ("$rs == 486", None, false),
+    ] {
+        assert_eq!(failure_eval(cond, failure), want, "{cond} with {failure:?}");
+    }
+}
+
+#[test]
+fn failure_status_renders_in_templates() {
+    let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[route.request]]\ndo = ['on_failure f', 'relay']\n\
+[[route.f]]\ndo = 'append_header X-Failed \"$rs $rr\"'\n";
+    let cfg = ringsip_config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
+    let Action::AppendHeader(_, t) = &p.named[0][0].actions[0] else { panic!() };
+    let m = Message::parse(INVITE).unwrap();
+    let me = myself();
+    let no_tables = Tables::default();
+    let mut ctx = Ctx {
+        msg: &m,
+        src: "203.0.113.45:5060".parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        du: None,
+        myself: &me,
+        trees: &[],
+        mt: None,
+        htables: &no_tables,
+        acls: &[],
+        now: std::time::Instant::now(),
+        failure: Some(Failure { replied: true, code: 503, reason: b"Service Unavailable", ..Failure::default() }),
+    };
+    let mut out = [0u8; 64];
+    let n = t.render(&ctx, &mut out).unwrap();
+    assert_eq!(&out[..n], b"503 Service Unavailable");
+    ctx.failure = None;
+    let n = t.render(&ctx, &mut out).unwrap();
+    assert_eq!(&out[..n], b" ");
 }
