@@ -217,7 +217,9 @@ impl HandlerFactory for Factory {
             txn_stats,
             handoff,
             drain_pending: false,
-            fwd_scratch: Vec::new(),
+            // room for the largest datagram plus edits: writing never grows them
+            fwd_scratch: Vec::with_capacity(SCRATCH_BYTES),
+            out_scratch: Vec::with_capacity(SCRATCH_BYTES),
             shared,
             stats,
         };
@@ -275,7 +277,12 @@ pub struct StatelessProxy {
     drain_pending: bool,
     /// Where a relayed request is written before its transaction exists.
     fwd_scratch: Vec<u8>,
+    /// Where the transaction layer writes a message before keeping it in a pooled buffer.
+    out_scratch: Vec<u8>,
 }
+
+/// Capacity of a shard's write scratch buffers (the largest datagram plus edits).
+const SCRATCH_BYTES: usize = 65_536 + 8192;
 
 /// What a route decided.
 #[derive(Clone, Copy, Debug)]

@@ -308,6 +308,9 @@ pub struct TxnStats {
     pub shard: String,
     /// Live transactions (gauge).
     pub live: Counter,
+    /// Transactions that only absorb retransmissions (gauge): answered non-INVITEs until
+    /// Timer J, answered INVITEs until Timer L.
+    pub lingering: Counter,
     /// Transactions created.
     pub created: Counter,
     /// Requests refused with 503 because the shard's table was full.
@@ -340,6 +343,12 @@ impl Metrics for TxnStats {
             sink(&Metric { name, help, kind, labels: &labels, value: v });
         };
         put("ringsip_transactions", "live transactions", Kind::Gauge, self.live.get());
+        put(
+            "ringsip_transactions_lingering",
+            "answered transactions kept only to absorb retransmissions (Timer J, RFC 6026 Timer L)",
+            Kind::Gauge,
+            self.lingering.get(),
+        );
         put("ringsip_transactions_created_total", "transactions created", Kind::Counter, self.created.get());
         put(
             "ringsip_transactions_refused_total",

@@ -131,12 +131,6 @@ fn better(a: u16, b: u16) -> bool {
     ca == 6 || ca < cb
 }
 
-/// Copy `bytes` into `buf`.
-fn fill(buf: &mut Vec<u8>, bytes: &[u8]) {
-    buf.clear();
-    buf.extend_from_slice(bytes);
-}
-
 /// Write into `buf` with `write` (given room for `len` bytes); false when it did not fit.
 fn write_into(buf: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
     buf.clear();
@@ -162,13 +156,13 @@ impl StatelessProxy {
     /// A request that belongs to a transaction of this shard: a retransmission, the ACK of a
     /// non-2xx final response, or a CANCEL. Returns whether it was handled.
     pub(crate) fn txn_request(&mut self, m: &Message<'_>, d: &Datagram<'_>, out: &mut Outbox<'_>) -> bool {
-        if self.txns.live == 0 {
+        if self.txns.held() == 0 {
             return false;
         }
         let method = m.method();
         let invite_class = matches!(method, Some(Method::Invite | Method::Ack | Method::Cancel));
         let Some(key) = server_key(m, invite_class) else { return false };
-        let Some(i) = self.txns.find(key) else { return false };
+        let Some(i) = self.txns.find(key) else { return self.lingering_request(key, m, d, out) };
         let now = self.ms(d.now);
         match method {
             Some(Method::Cancel) => {
@@ -190,6 +184,33 @@ impl StatelessProxy {
                 self.txn_stats.absorbed.inc();
                 self.server_event(i, Event::Request { ack: false }, now, out);
                 self.settle(i);
+                true
+            }
+        }
+    }
+
+    /// A request for a lingering transaction: a retransmission gets the final response
+    /// again (a non-INVITE) or nothing (an answered INVITE); a CANCEL gets 200 and changes
+    /// nothing (§9.2); an ACK goes on through the route (the 2xx ACK is end to end).
+    fn lingering_request(&mut self, key: u64, m: &Message<'_>, d: &Datagram<'_>, out: &mut Outbox<'_>) -> bool {
+        let Some(l) = self.txns.find_lingering(key) else { return false };
+        match m.method() {
+            Some(Method::Ack) => false,
+            Some(Method::Cancel) => {
+                self.reply(m, d, 200, b"OK", None, out);
+                true
+            }
+            _ => {
+                self.txn_stats.absorbed.inc();
+                if !l.resp.is_empty() {
+                    let r = &l.resp;
+                    if out.send(l.listen, l.upstream, |b| {
+                        b.get_mut(..r.len())?.copy_from_slice(r);
+                        Some(r.len())
+                    }) {
+                        self.txn_stats.retransmissions.inc();
+                    }
+                }
                 true
             }
         }
@@ -221,13 +242,21 @@ impl StatelessProxy {
     /// each entry point (a request, a response, a timer), never in between, so nothing
     /// disappears under the code that handles an event.
     fn settle(&mut self, i: usize) {
-        if self.txns.slots[i].live && self.txns.slots[i].finished() {
+        let t = &self.txns.slots[i];
+        if !t.live {
+            return;
+        }
+        if t.finished() {
             self.txns.release(i);
-            self.txn_stats.live.set(self.txns.live as u64);
+        } else if let Some(until) = lingers(t) {
+            // from now on it only absorbs retransmissions: a few dozen bytes, the slot is free
+            self.txns.linger(i, until);
         } else {
             self.txns.trim(i);
             self.txns.rearm(i);
         }
+        self.txn_stats.live.set(self.txns.live as u64);
+        self.txn_stats.lingering.set(self.txns.lingering() as u64);
     }
 
     /// `relay`: create the transaction and send its first branch: `fwd` is the request as
@@ -246,6 +275,8 @@ impl StatelessProxy {
             self.fwd_scratch = fwd;
             return self.stats.dropped(DropReason::Unanswerable);
         };
+        // a retransmission of a request whose transaction lingers is absorbed there (the
+        // route only runs for a request that matched nothing, so this is a race-free check)
         let Some(i) = self.txns.alloc(key) else {
             self.fwd_scratch = fwd;
             self.txn_stats.refused.inc();
@@ -262,16 +293,19 @@ impl StatelessProxy {
             debug!(shard = self.shard, limit = self.txns.limits.max, "transaction table full; 503 with Retry-After");
             return self.reply_with(m, d, 503, b"Service Unavailable", None, (!extra.is_empty()).then_some(extra), out);
         };
-        self.fwd_scratch = self.txns.take();
         self.txn_stats.created.inc();
         self.txn_stats.live.set(self.txns.live as u64);
         let now = self.ms(d.now);
         let timers = self.txns.limits.timers;
         let loop_hash = table::get_hex(&plan.branch.loop_part()[proxy::BRANCH_PREFIX.len()..]).unwrap_or(0);
         let upstream = m.via().map(|v| proxy::reply_hop(v, d.src)).unwrap_or(d.src);
-        let mut req = self.txns.take();
-        fill(&mut req, m.buffer());
-        let mut resp = self.txns.take();
+        let mut req = Vec::new();
+        self.txns.pool.store(&mut req, m.buffer());
+        let mut stored_fwd = Vec::new();
+        self.txns.pool.store(&mut stored_fwd, &fwd);
+        self.fwd_scratch = fwd;
+        let fwd = stored_fwd;
+        let mut resp = Vec::new();
         let t = &mut self.txns.slots[i];
         let mut acts = Actions::new();
         t.invite = invite;
@@ -298,10 +332,11 @@ impl StatelessProxy {
 
         // 100 Trying at once (§16.2: a stateful proxy answers an INVITE with it; §17.2.1)
         if invite
-            && write_into(&mut resp, m.buffer().len() + 256, |b| {
+            && write_into(&mut self.out_scratch, m.buffer().len() + 256, |b| {
                 proxy::write_reply(m, d.src, 100, b"Trying", b"", &[b"Server: ringsip"], b)
             })
         {
+            self.txns.pool.store(&mut resp, &self.out_scratch);
             let r = &resp;
             if out.send(d.listen, upstream, |b| {
                 b.get_mut(..r.len())?.copy_from_slice(r);
@@ -552,11 +587,12 @@ impl StatelessProxy {
         // 3xx-6xx: keep the best; a 6xx ends the forking (§16.7 step 5 ... 10)
         if better(code, t.best_code) && !t.final_sent {
             t.best_code = code;
-            let mut best = std::mem::take(&mut t.best);
-            if !self.rewrite_response(i, m, d, code, &mut best) {
-                best.clear();
+            if self.rewrite_response(i, m, d, code) {
+                let tx = &mut self.txns;
+                tx.pool.store(&mut tx.slots[i].best, &self.out_scratch);
+            } else {
+                self.txns.slots[i].best.clear();
             }
-            self.txns.slots[i].best = best;
         }
         if code >= 600 {
             self.cancel_pending(i, now, out);
@@ -567,7 +603,7 @@ impl StatelessProxy {
     /// The response `m` as it goes upstream, written into `buf`: ringsip's Via removed, the
     /// transaction's reply route (or the global one) applied, a 503 turned into a 500
     /// (§16.7 step 6). False when the route dropped it or it did not fit.
-    fn rewrite_response(&mut self, i: usize, m: &Message<'_>, d: &Datagram<'_>, code: u16, buf: &mut Vec<u8>) -> bool {
+    fn rewrite_response(&mut self, i: usize, m: &Message<'_>, d: &Datagram<'_>, code: u16) -> bool {
         let shared: &Shared = &self.shared;
         let program = &shared.program;
         let reply_route = self.txns.slots[i].reply_route;
@@ -598,7 +634,7 @@ impl StatelessProxy {
             }
             apply_header_ops(&mut e, m, &run.ops, &scratch)
         })();
-        ok.is_ok() && write_into(buf, m.buffer().len() + EDIT_ROOM, |b| e.write(m, b).ok())
+        ok.is_ok() && write_into(&mut self.out_scratch, m.buffer().len() + EDIT_ROOM, |b| e.write(m, b).ok())
     }
 
     /// Forward response `m` upstream now (provisional or 2xx). Returns whether it went.
@@ -611,17 +647,17 @@ impl StatelessProxy {
         _final: bool,
         out: &mut Outbox<'_>,
     ) -> bool {
-        let mut resp = std::mem::take(&mut self.txns.slots[i].resp);
-        let ok = self.rewrite_response(i, m, d, code, &mut resp);
-        let t = &mut self.txns.slots[i];
-        let sent = ok && {
-            let r = &resp;
-            out.send(t.listen, t.upstream, |b| {
-                b.get_mut(..r.len())?.copy_from_slice(r);
-                Some(r.len())
-            })
-        };
-        t.resp = resp;
+        if !self.rewrite_response(i, m, d, code) {
+            return false;
+        }
+        let tx = &mut self.txns;
+        tx.pool.store(&mut tx.slots[i].resp, &self.out_scratch);
+        let t = &tx.slots[i];
+        let r = &t.resp;
+        let sent = out.send(t.listen, t.upstream, |b| {
+            b.get_mut(..r.len())?.copy_from_slice(r);
+            Some(r.len())
+        });
         if sent {
             let class = ((code / 100).clamp(1, 6) - 1) as usize;
             self.stats.forwarded_responses[class].inc();
@@ -744,22 +780,23 @@ impl StatelessProxy {
                 if !run.ops.is_empty() {
                     // header changes of the failure route apply to this and later branches
                     let fwd = std::mem::take(&mut self.txns.slots[i].fwd);
-                    let mut next = self.txns.take();
                     let mut fm = Message::new();
                     let ok = fm.parse_into(&fwd).is_ok() && {
                         let mut e = Edits::new();
                         apply_header_ops(&mut e, &fm, &run.ops, &scratch).is_ok()
-                            && write_into(&mut next, fwd.len() + EDIT_ROOM, |b| e.write(&fm, b).ok())
+                            && write_into(&mut self.out_scratch, fwd.len() + EDIT_ROOM, |b| e.write(&fm, b).ok())
                     };
-                    let t = &mut self.txns.slots[i];
+                    let tx = &mut self.txns;
+                    let t = &mut tx.slots[i];
+                    let at = t.branch_at;
+                    t.fwd = fwd;
                     if ok {
-                        let old = &fwd[t.branch_at..t.branch_at + table::TXN_BRANCH_LEN];
-                        t.branch_at = memchr::memmem::find(&next, old).unwrap_or(t.branch_at);
-                        t.fwd = next;
-                        self.txns.give(fwd);
-                    } else {
-                        t.fwd = fwd;
-                        self.txns.give(next);
+                        let mut old = [0u8; table::TXN_BRANCH_LEN];
+                        if let Some(b) = t.fwd.get(at..at + old.len()) {
+                            old.copy_from_slice(b);
+                        }
+                        t.branch_at = memchr::memmem::find(&self.out_scratch, &old).unwrap_or(at);
+                        tx.pool.store(&mut tx.slots[i].fwd, &self.out_scratch);
                     }
                 }
                 drop(run);
@@ -807,17 +844,19 @@ impl StatelessProxy {
     /// A final response ringsip makes itself, sent through the server transaction.
     fn local_final(&mut self, i: usize, code: u16, reason: &[u8], now: u64, out: &mut Outbox<'_>) {
         let req = std::mem::take(&mut self.txns.slots[i].req);
-        let mut resp = std::mem::take(&mut self.txns.slots[i].resp);
         let mut m = Message::new();
         let t = &self.txns.slots[i];
-        let tag = t.tag;
+        let (tag, src) = (t.tag, t.src);
         let ok = m.parse_into(&req).is_ok()
-            && write_into(&mut resp, req.len() + 512, |b| {
-                proxy::write_reply(&m, t.src, code, reason, &tag, &[b"Server: ringsip"], b)
+            && write_into(&mut self.out_scratch, req.len() + 512, |b| {
+                proxy::write_reply(&m, src, code, reason, &tag, &[b"Server: ringsip"], b)
             });
-        let t = &mut self.txns.slots[i];
+        let tx = &mut self.txns;
+        if ok {
+            tx.pool.store(&mut tx.slots[i].resp, &self.out_scratch);
+        }
+        let t = &mut tx.slots[i];
         t.req = req;
-        t.resp = resp;
         t.final_sent = true;
         if ok {
             let r = &t.resp;
@@ -904,6 +943,9 @@ impl StatelessProxy {
     /// Run the timers of this shard's transactions that are due at `now`.
     pub(crate) fn txn_timers(&mut self, now: Instant, out: &mut Outbox<'_>) {
         let now = self.ms(now);
+        if self.txns.expire_lingering(now) > 0 {
+            self.txn_stats.lingering.set(self.txns.lingering() as u64);
+        }
         // bounded per tick: a burst of expiries cannot stall the shard's receive loop
         for _ in 0..4096 {
             let Some(i) = self.txns.due(now) else { break };
@@ -1052,6 +1094,23 @@ impl StatelessProxy {
             }
         }
     }
+}
+
+/// When `t` only absorbs retransmissions any more, how long it has to: an answered
+/// non-INVITE until Timer J (its branches are done; late responses to them are strays), an
+/// answered INVITE whose branches have all ended until Timer L (RFC 6026).
+fn lingers(t: &table::Txn) -> Option<u64> {
+    if !t.final_sent {
+        return None;
+    }
+    if t.invite {
+        let all_ended = t.legs.iter().all(table::Leg::finished);
+        return (all_ended && t.server.state() == ServerState::Terminated).then_some(t.accepted_until).flatten();
+    }
+    if t.server.state() != ServerState::Completed || t.legs.iter().any(|l| !l.done) {
+        return None;
+    }
+    t.sdl.iter().flatten().find(|(timer, _)| *timer == ringsip_proto::transaction::Timer::J).map(|&(_, at)| at)
 }
 
 /// Reason phrase of a status code a failure route sees.

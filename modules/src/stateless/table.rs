@@ -29,12 +29,65 @@ pub(crate) const TXN_BRANCH_LEN: usize = TXN_PREFIX.len() + 16 + 2 + 8 + 8 + 1;
 /// forking one per destination.
 pub(crate) const MAX_LEGS: usize = 16;
 
-/// Largest message buffer the pool keeps (a bigger one is freed when it comes back, so one
-/// jumbo message does not pin its size in every slot).
-const POOL_KEEP_BYTES: usize = 16 * 1024;
+/// Capacities of pooled buffers: a message is kept in the smallest class it fits, so a
+/// buffer is at most twice the message and a freed one fits the next message of its class
+/// without growing (no allocation in steady state once each class has its population).
+pub(crate) const CLASSES: [usize; 7] = [512, 1024, 2048, 4096, 8192, 16384, 32768];
 
-/// Most buffers the pool keeps.
-const POOL_MAX: usize = 4096;
+/// Most buffers a class keeps when they come back.
+const POOL_MAX: usize = 65536;
+
+/// Pooled message buffers, by size class.
+#[derive(Default)]
+pub(crate) struct Pool {
+    classes: [Vec<Vec<u8>>; CLASSES.len()],
+}
+
+impl Pool {
+    /// An empty buffer that holds at least `len` bytes.
+    pub fn take(&mut self, len: usize) -> Vec<u8> {
+        match CLASSES.iter().position(|&c| c >= len) {
+            Some(k) => self.classes[k].pop().unwrap_or_else(|| Vec::with_capacity(CLASSES[k])),
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Give a buffer back (only one of a class's exact capacity is kept).
+    pub fn give(&mut self, mut b: Vec<u8>) {
+        if let Some(k) = CLASSES.iter().position(|&c| c == b.capacity()) {
+            if self.classes[k].len() < POOL_MAX {
+                b.clear();
+                self.classes[k].push(b);
+            }
+        }
+    }
+
+    /// Put `bytes` into `buf`, swapping in a pooled buffer of the right class when `buf` is
+    /// too small (or much too big, so a large buffer does not hold a small message).
+    pub fn store(&mut self, buf: &mut Vec<u8>, bytes: &[u8]) {
+        let cap = buf.capacity();
+        if cap < bytes.len() || cap > 2 * bytes.len().max(CLASSES[0]) {
+            let old = std::mem::replace(buf, self.take(bytes.len()));
+            self.give(old);
+        }
+        buf.clear();
+        buf.extend_from_slice(bytes);
+    }
+}
+
+/// A transaction that only absorbs retransmissions now (an answered non-INVITE until Timer
+/// J, an answered INVITE until RFC 6026's Timer L): its key, when it ends, and for a
+/// non-INVITE the response to send again. The slot it came from is free already.
+#[derive(Debug)]
+pub(crate) struct Linger {
+    pub key: u64,
+    seq: u64,
+    pub until: u64,
+    pub upstream: SocketAddr,
+    pub listen: usize,
+    /// The final response (non-INVITE); empty for an INVITE (the UAS retransmits its 2xx).
+    pub resp: Vec<u8>,
+}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -339,8 +392,12 @@ pub(crate) struct Table {
     pub live: usize,
     epoch: Instant,
     pub limits: Limits,
-    pool: Vec<Vec<u8>>,
+    pub pool: Pool,
     next_gen: u32,
+    /// Lingering transactions, oldest first (they all last 64·T1, so this is deadline order).
+    lingering: std::collections::VecDeque<Linger>,
+    linger_map: hashbrown::HashMap<u64, u64, BuildHasherDefault<IdHasher>>,
+    linger_seq: u64,
 }
 
 impl Table {
@@ -355,8 +412,11 @@ impl Table {
             live: 0,
             epoch,
             limits,
-            pool: Vec::with_capacity(64),
+            pool: Pool::default(),
             next_gen: seed,
+            lingering: std::collections::VecDeque::with_capacity(reserve),
+            linger_map: hashbrown::HashMap::with_capacity_and_hasher(reserve, BuildHasherDefault::default()),
+            linger_seq: 0,
         }
     }
 
@@ -437,10 +497,56 @@ impl Table {
         self.live -= 1;
     }
 
-    /// A buffer from the pool (empty; it keeps the capacity of its last use, a new one
-    /// grows to what it is first used for).
-    pub fn take(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
+    /// Transactions held: live slots and lingering ones.
+    pub fn held(&self) -> usize {
+        self.live + self.lingering.len()
+    }
+
+    /// Lingering transactions.
+    pub fn lingering(&self) -> usize {
+        self.lingering.len()
+    }
+
+    /// Move transaction `i` to the lingering store until `until` and free its slot. The
+    /// store holds at most `max_per_shard` × 4 entries; beyond that the oldest ends early.
+    pub fn linger(&mut self, i: usize, until: u64) {
+        let t = &mut self.slots[i];
+        let resp = if t.invite { Vec::new() } else { std::mem::take(&mut t.resp) };
+        let (key, upstream, listen) = (t.key, t.upstream, t.listen);
+        self.release(i);
+        if self.lingering.len() >= self.limits.max.saturating_mul(4) {
+            self.expire_one();
+        }
+        self.linger_seq += 1;
+        let seq = self.linger_seq;
+        self.linger_map.insert(key, seq);
+        self.lingering.push_back(Linger { key, seq, until, upstream, listen, resp });
+    }
+
+    /// The lingering transaction with match key `key`.
+    pub fn find_lingering(&self, key: u64) -> Option<&Linger> {
+        let seq = *self.linger_map.get(&key)?;
+        let front = self.lingering.front()?.seq;
+        self.lingering.get(seq.checked_sub(front)? as usize).filter(|l| l.seq == seq)
+    }
+
+    /// End the lingering transactions whose time is up; returns how many.
+    pub fn expire_lingering(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        while self.lingering.front().is_some_and(|l| l.until <= now) {
+            self.expire_one();
+            n += 1;
+        }
+        n
+    }
+
+    fn expire_one(&mut self) {
+        if let Some(l) = self.lingering.pop_front() {
+            if self.linger_map.get(&l.key) == Some(&l.seq) {
+                self.linger_map.remove(&l.key);
+            }
+            self.pool.give(l.resp);
+        }
     }
 
     /// Once the final response went upstream and every leg has ended, only the response is
@@ -464,12 +570,8 @@ impl Table {
     }
 
     /// Give a buffer back.
-    pub fn give(&mut self, mut b: Vec<u8>) {
-        if b.capacity() == 0 || b.capacity() > POOL_KEEP_BYTES || self.pool.len() >= POOL_MAX {
-            return;
-        }
-        b.clear();
-        self.pool.push(b);
+    pub fn give(&mut self, b: Vec<u8>) {
+        self.pool.give(b);
     }
 
     /// Make sure the heap wakes transaction `i` at its earliest deadline.
