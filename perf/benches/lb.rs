@@ -6,8 +6,8 @@
 //! `config/examples/stateless-lb.toml` and queued into its send arena (then discarded):
 //! parse, the route program (max-forwards, in-dialog, dispatch), dispatcher selection, the
 //! CANCEL/ACK stickiness table, the Via/Max-Forwards edits and the write. `call` feeds all six.
-//! The `lcr` group runs the same call through `config/examples/lcr.toml` (prefix lookup of the
-//! called number, then `select $mt`).
+//! (`config/examples/lcr.toml` relays statefully now, as `benches/stateful.rs` measures;
+//! the prefix lookup alone is timed by `benches/mtree.rs`.)
 //!
 //! `taskset -c 1 cargo bench -p ringsip-perf --bench lb`
 
@@ -35,28 +35,6 @@ fn per_message(c: &mut Criterion) {
             let mut n = 0;
             for (_, p) in &msgs {
                 n += lb.feed_prepared(black_box(p));
-            }
-            black_box(n)
-        })
-    });
-    g.finish();
-
-    // the same call through the LCR example: lookup of the called number in a prefix tree,
-    // then select from the matched sets
-    let mut lcr = Lb::from_file(std::path::Path::new(ringsip_perf::lb::LCR));
-    for _ in 0..1000 {
-        lcr.call().expect("call flow");
-    }
-    let msgs = lcr.one_call();
-    let mut g = c.benchmark_group("lcr");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("INVITE", |b| b.iter(|| black_box(lcr.feed_prepared(black_box(&msgs[0].1)))));
-    g.throughput(Throughput::Elements(msgs.len() as u64));
-    g.bench_function("call", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for (_, p) in &msgs {
-                n += lcr.feed_prepared(black_box(p));
             }
             black_box(n)
         })

@@ -4,8 +4,9 @@
 #   ROUTER_CMD="$PWD/perf/harness/ringsip-router.sh" ROUTER_NAME=ringsip \
 #       ../shared/bench/run-sip-bench.sh stateless 8000
 #
-# Writes a config equal to config/examples/stateless-lb.toml except for the addresses the
-# harness hands over (ROUTER_LISTEN, ROUTER_BACKENDS) and runs ringsip in the foreground
+# Writes a config equal to config/examples/stateless-lb.toml (ROUTER_MODE=stateless, the
+# default) or config/examples/stateful-lb.toml (ROUTER_MODE=stateful) except for the addresses
+# the harness hands over (ROUTER_LISTEN, ROUTER_BACKENDS), and runs ringsip in the foreground
 # with ROUTER_WORKERS shards on the CPUs the harness pinned it to (taskset). The metrics
 # endpoint and control socket are left out so runs never collide with a running ringsip.
 # RINGSIP_BIN overrides the binary (default: target/release/ringsip, built if missing).
@@ -24,30 +25,14 @@ IFS=',' read -ra list <<<"$backends"
 for b in "${list[@]}"; do
     dests+="\"sip:$b\", "
 done
+case "${ROUTER_MODE:-stateless}" in
+    stateful) example="$root/config/examples/stateful-lb.toml" ;;
+    *) example="$root/config/examples/stateless-lb.toml" ;;
+esac
 cfg="$out/ringsip.toml"
-cat >"$cfg" <<CFG
-[server]
-listen = ["udp:$listen"]
-
-[[dispatcher.set]]
-id = 1
-algorithm = "round-robin"
-destinations = [${dests%, }]
-probe = { method = "OPTIONS", interval = "2s", failure_threshold = 1, success_threshold = 1 }
-
-[[route.request]]
-name = "max-forwards"
-if = "\$hdr(Max-Forwards) == 0"
-do = 'reply 483 "Too Many Hops"'
-
-[[route.request]]
-name = "in-dialog"
-if = "has_totag and \$rd != myself"
-do = "forward"
-
-[[route.request]]
-name = "dispatch"
-do = ['select 1 else reply 503 "No destination"', "forward"]
-CFG
+# the example with this run's addresses; no control socket, no metrics endpoint
+sed -e "s|^listen = .*|listen = [\"udp:$listen\"]|" \
+    -e "s|^destinations = .*|destinations = [${dests%, }]|" \
+    -e '/^control_socket = /d' -e '/^metrics = /d' "$example" >"$cfg"
 "$bin" check "$cfg" >&2
 exec "$bin" --config "$cfg" --shards "$workers"

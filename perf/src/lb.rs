@@ -22,9 +22,6 @@ use ringsip_runtime::{Datagram, Handler, HandlerFactory, Outbox, SendBatch, Shar
 /// The example configuration the harness runs (the same file `ringsip-bench` embeds).
 pub const CONFIG: &str = include_str!("../../config/examples/stateless-lb.toml");
 
-/// The LCR example configuration (prefix routing with `lookup`/`select $mt`).
-pub const LCR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/lcr.toml");
-
 /// The UAC's address (a carrier trunk; responses are queued to it, never sent).
 pub const UAC: &str = "203.0.113.45:5060";
 
@@ -370,10 +367,6 @@ mod tests {
             per_uas[usize::from(lb.uas.port() == 5081)] += 1;
         }
         assert_eq!(per_uas, [5, 5], "round-robin over both destinations");
-        // the LCR example: +1415... matches "+1" -> set 2 -> 127.0.0.1:5081
-        let mut lcr = Lb::from_file(Path::new(LCR));
-        assert_eq!(lcr.call(), Ok(6));
-        assert_eq!(lcr.uas.port(), 5081);
         // a response whose top Via is not the router's is dropped, not forwarded
         let stray = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKx\r\n\
 From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";

@@ -9,8 +9,14 @@
 //! * [`lb`]: one shard's stateless load balancer driven with whole calls without sockets,
 //!   shared by `benches/lb.rs` (ns per routed message) and `tests/no_alloc_lb.rs`.
 //!
+//! * [`stateful`]: the same for the transaction-stateful load balancer
+//!   (`config/examples/stateful-lb.toml`: `relay`, record-routing) on a virtual clock, with
+//!   the BYE transactions living until Timer J; shared by `benches/stateful.rs` and
+//!   `tests/no_alloc_stateful.rs`.
+//!
 //! * [`bench`]: `ringsip-bench`, the end-to-end benchmark of a running router
-//!   (`cargo run --release --bin ringsip-bench -- lb`).
+//!   (`cargo run --release --bin ringsip-bench -- lb`, `-- stateful` for the
+//!   transaction-stateful proxy).
 //!
 //! Run the comparison with rsip with `cargo bench -p ringsip-perf --bench parse`.
 #![deny(missing_docs)]
@@ -19,6 +25,7 @@ pub mod bench;
 pub mod lb;
 pub mod proxy;
 pub mod samples;
+pub mod stateful;
 
 #[cfg(test)]
 mod tests {

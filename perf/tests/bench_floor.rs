@@ -1,10 +1,11 @@
-//! End to end: `ringsip-bench lb --router-cmd <sip-floor> --rate 500 --duration 2` through the
-//! floor forwarder of `shared/bench/floor`, built here into a temp target dir. Every call must
-//! succeed and the router's CPU per message must be a finite positive number.
+//! End to end: `ringsip-bench lb --router-cmd <sip-floor> --rate 500 --duration 2` (and the
+//! same with `stateful`) through the floor forwarder of `shared/bench/floor`, built here into a
+//! temp target dir. Every call must succeed and the router's CPU per message must be a finite
+//! positive number.
 //!
 //! When the floor cannot be found or built the test is skipped, except under `CI=true`, where
-//! that fails it. It uses its own ports (25060, 25080/25081, 25100) so a router or benchmark
-//! running on the usual ones does not disturb it.
+//! that fails it. It uses its own ports (25060, 25080/25081, 25100; `stateful` 25260, ...) so a
+//! router or benchmark running on the usual ones does not disturb it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,4 +78,43 @@ fn lb_through_sip_floor() {
     let raw = r["us_per_msg_sched_raw"].as_f64().unwrap_or(f64::NAN);
     assert!(raw.is_finite() && raw >= us, "{r:#}");
     assert!(r["setup_latency_us"]["p50"].as_u64().is_some(), "{r:#}");
+}
+
+/// `ringsip-bench stateful` through the floor, which sends no 100 Trying and no Record-Route:
+/// the calls still complete (ACK and BYE without a route set go to the router's address), and
+/// the stateful figures say so. Its own ports (25260, 25280/25281, 25300).
+#[test]
+fn stateful_through_sip_floor() {
+    let floor = match build_floor() {
+        Ok(b) => b,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED stateful_through_sip_floor: {why}");
+            return;
+        }
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsip-bench"))
+        .arg("stateful")
+        .arg("--router-cmd")
+        .arg(&floor)
+        .args(["--rate", "500", "--duration", "2", "--json", "--quiet", "--idle", "0.5", "--drain", "0.5"])
+        .args(["--target", "127.0.0.1:25260", "--uas-ports", "25280,25281", "--uac-port", "25300"])
+        .output()
+        .expect("run ringsip-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ringsip-bench failed ({}):\n{stderr}", out.status);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!((&j["ok"], &j["command"]), (&true.into(), &"stateful".into()), "{j:#}");
+    let runs = j["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(r["router"], "sip-floor");
+    assert_eq!((&r["attempted"], &r["succeeded"], &r["failed"]), (&1000.into(), &1000.into(), &0.into()), "{r:#}");
+    assert!(r["msgs_routed"].as_u64().unwrap() >= 6000, "{r:#}");
+    // the floor answers no INVITE itself and adds no Record-Route
+    assert_eq!((&r["trying_rx"], &r["route_set_calls"]), (&0.into(), &0.into()), "{r:#}");
+    let per_call = r["us_per_call_sched"].as_f64().unwrap_or(f64::NAN);
+    let per_msg = r["us_per_msg_sched"].as_f64().unwrap_or(f64::NAN);
+    assert!(per_call.is_finite() && per_msg > 0.0 && per_call > per_msg, "{r:#}");
 }

@@ -72,6 +72,9 @@ pub(crate) struct Counters {
     pub uac_rx_probe: u64,
     /// ... of which unparsable or for no known call
     pub uac_rx_stray: u64,
+    /// first 2xx answers to INVITE that carried Record-Route (a record-routing router: the
+    /// call's ACK and BYE carry the route set)
+    pub uac_rx_route_set: u64,
     /// 200 answers to readiness probes
     pub probe_ok: u64,
     /// datagrams received by the UAS sockets
@@ -798,16 +801,19 @@ impl Gen {
             self.c.uac_rx_stray += 1;
             return;
         }
-        if sc.status == 100 {
+        let cid = sc.call_id(data).unwrap_or_default();
+        let n = parse_digits(cid);
+        let is_probe = n.is_some() && &cid[NUM_W..] == self.probe_suffix.as_slice();
+        if sc.status == 100 && !is_probe {
+            // (answers to probes, 100 or not, are counted once: as probe answers)
             self.c.uac_rx_100 += 1;
         }
-        let cid = sc.call_id(data).unwrap_or_default();
-        let Some(n) = parse_digits(cid) else {
+        let Some(n) = n else {
             self.c.uac_rx_stray += 1;
             return;
         };
         let rest = &cid[NUM_W..];
-        if rest == self.probe_suffix.as_slice() {
+        if is_probe {
             self.c.uac_rx_probe += 1;
             if sc.status == 200 {
                 self.c.probe_ok += 1;
@@ -834,6 +840,9 @@ impl Gen {
                     }
                 }
                 200..=299 if active(c.st) => {
+                    if sc.n_rrs > 0 {
+                        self.c.uac_rx_route_set += 1;
+                    }
                     let us = now.saturating_sub(c.t_inv) / 1_000;
                     self.stats.setup.record(us);
                     let s = &mut self.stats.setup_samples;
@@ -1108,5 +1117,213 @@ impl Gen {
             }
         }
         self.wheel.add(now / 1_000_000 + self.cfg.t1_ms, Timer { kind: K_UAS, idx: i as u32, seq });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// What the fake router saw.
+    #[derive(Default, Debug)]
+    struct Seen {
+        trying_sent: u64,
+        /// in-dialog requests (ACK, BYE) carrying exactly the router's own Route
+        routed_by_route: u64,
+        /// in-dialog requests without a Route
+        no_route: u64,
+        /// messages that did not parse or validate, or were misrouted
+        bad: Vec<String>,
+    }
+
+    /// The sent-by of a Via line (`Via: SIP/2.0/UDP 127.0.0.1:5100;branch=...`).
+    fn sent_by(line: &[u8]) -> Option<SocketAddrV4> {
+        let v = std::str::from_utf8(line).ok()?;
+        let rest = v.split_once("UDP ")?.1;
+        rest.split(';').next()?.trim().parse().ok()
+    }
+
+    /// The host:port of a `sip:user@host:port` Request-URI.
+    fn ruri_addr(uri: &[u8]) -> Option<SocketAddrV4> {
+        let v = std::str::from_utf8(uri).ok()?;
+        let hp = v.rsplit_once('@').map_or(v.trim_start_matches("sip:"), |(_, h)| h);
+        hp.split(';').next()?.parse().ok()
+    }
+
+    /// A minimal router on `sock`. `stateful`: as a transaction-stateful proxy on the wire (it
+    /// answers each new INVITE with its own 100 Trying, adds its Via and, on INVITEs, a
+    /// Record-Route, forwards in-dialog requests along their Route to the Request-URI and
+    /// pops its Via off the responses). Else the floor forwarder: everything unchanged,
+    /// requests by Call-ID hash, responses to the top Via.
+    fn fake_router(sock: UdpSocket, stateful: bool, uas: Vec<SocketAddrV4>, stop: Arc<AtomicBool>) -> Seen {
+        let me = match sock.local_addr() {
+            Ok(std::net::SocketAddr::V4(a)) => a,
+            other => panic!("{other:?}"),
+        };
+        let my_route = format!("sip:{me};lr");
+        let mut seen = Seen::default();
+        let mut buf = vec![0u8; 65536];
+        let mut branch = 0u64;
+        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, std::net::SocketAddr::V4(src))) = sock.recv_from(&mut buf) else { continue };
+            let data = &buf[..n];
+            let Some(sc) = sip::Scan::parse(data) else {
+                seen.bad.push("unparsable".into());
+                continue;
+            };
+            if !sc.request {
+                // a response: pop our Via, send to the next one
+                let top = sc.vias[0].line(data);
+                let (out, next): (Vec<u8>, &[u8]) = if stateful {
+                    let (s, e) = (sc.vias[0].line.0 as usize, sc.vias[0].line.1 as usize + 2);
+                    if sent_by(top) != Some(me) || sc.n_vias < 2 {
+                        seen.bad.push(format!("response without our Via on top: {}", String::from_utf8_lossy(data)));
+                        continue;
+                    }
+                    ([&data[..s], &data[e..]].concat(), sc.vias[1].line(data))
+                } else {
+                    (data.to_vec(), top)
+                };
+                match sent_by(next) {
+                    Some(dst) => {
+                        let _ = sock.send_to(&out, dst);
+                    }
+                    None => seen.bad.push("response with an unusable Via".into()),
+                }
+                continue;
+            }
+            match ringsip_proto::Message::parse(data) {
+                Ok(m) => {
+                    if let Err(e) = m.validate() {
+                        seen.bad.push(format!("{e}: {}", String::from_utf8_lossy(data)));
+                    }
+                }
+                Err(e) => seen.bad.push(format!("{e}: {}", String::from_utf8_lossy(data))),
+            }
+            let method = sc.method(data);
+            let in_dialog = sc.to_tag(data).is_some();
+            let route_line = memchr::memmem::find(data, b"\r\nRoute: ").map(|p| p + 2);
+            let mut out = Vec::with_capacity(n + 128);
+            let dst = if in_dialog && stateful {
+                let Some(rs) = route_line else {
+                    seen.no_route += 1;
+                    seen.bad.push(format!("in-dialog request without a Route: {}", String::from_utf8_lossy(data)));
+                    continue;
+                };
+                let re = rs + memchr::memmem::find(&data[rs..], b"\r\n").unwrap() + 2;
+                let route = &data[rs + 7..re - 2];
+                if route != format!("<{my_route}>").as_bytes() {
+                    seen.bad.push(format!("route set {}", String::from_utf8_lossy(route)));
+                }
+                seen.routed_by_route += 1;
+                // loose routing: our Route entry goes, the Request-URI says where
+                out.extend_from_slice(&data[..rs]);
+                out.extend_from_slice(&data[re..]);
+                let Some(d) = ruri_addr(&data[sc.ruri.0 as usize..sc.ruri.1 as usize]) else {
+                    seen.bad.push("Request-URI without an address".into());
+                    continue;
+                };
+                d
+            } else {
+                if in_dialog {
+                    if route_line.is_some() {
+                        seen.bad.push("the floor sent no Record-Route, yet a Route came".into());
+                    }
+                    seen.no_route += 1;
+                }
+                out.extend_from_slice(data);
+                uas[(sip::hash64(sc.call_id(data).unwrap_or_default()) % uas.len() as u64) as usize]
+            };
+            if stateful {
+                if method == b"INVITE" && !in_dialog {
+                    let mut t = Vec::new();
+                    let spec = sip::RespSpec {
+                        status_line: b"SIP/2.0 100 Trying",
+                        to_tag: None,
+                        record_route: false,
+                        contact: b"",
+                        body: None,
+                    };
+                    assert!(sip::write_response(&mut t, data, &sc, &spec));
+                    let _ = sock.send_to(&t, src);
+                    seen.trying_sent += 1;
+                }
+                // our Via (and Record-Route on INVITEs) after the request line
+                let rl = memchr::memchr(b'\n', &out).unwrap() + 1;
+                branch += 1;
+                let mut add = format!("Via: SIP/2.0/UDP {me};branch=z9hG4bKfake{branch}\r\n");
+                if method == b"INVITE" {
+                    add.push_str(&format!("Record-Route: <{my_route}>\r\n"));
+                }
+                out.splice(rl..rl, add.bytes());
+            }
+            let _ = sock.send_to(&out, dst);
+        }
+        seen
+    }
+
+    /// The generator's calls through a stateful router (100 Trying, Record-Route, ACK and BYE
+    /// along the route set) and through the floor (no 100, no route set: ACK and BYE go to
+    /// the router's address): every call completes, nothing is retransmitted or stray, and
+    /// the 100s and route sets are counted.
+    #[test]
+    fn calls_through_a_stateful_router_and_the_floor() {
+        let cpus = sys::thread_affinity().unwrap_or_default();
+        for (stateful, base) in [(true, 26_000u16), (false, 26_200)] {
+            let ip = std::net::Ipv4Addr::LOCALHOST;
+            let router = SocketAddrV4::new(ip, base + 60);
+            let uas = vec![SocketAddrV4::new(ip, base + 80), SocketAddrV4::new(ip, base + 81)];
+            let sock = UdpSocket::bind(router).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let (st2, uas2) = (Arc::clone(&stop), uas.clone());
+            let rt = std::thread::spawn(move || fake_router(sock, stateful, uas2, st2));
+            let lg = GenHandle::start(GenConfig {
+                uac: vec![SocketAddrV4::new(ip, base + 100)],
+                uas,
+                sock_buf: 1 << 20,
+                // (long: a loaded test machine must not turn a late answer into a retransmission)
+                t1_ms: 2_000,
+                timeout_ms: 8_000,
+                cpus: cpus.clone(),
+                dial: None,
+            })
+            .unwrap();
+            let end = Instant::now() + Duration::from_secs(5);
+            while lg.counters().probe_ok == 0 && Instant::now() < end {
+                lg.probe(router);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(lg.counters().probe_ok > 0, "stateful={stateful}: the probe did not come back");
+            let c0 = lg.counters();
+            lg.start_load(LoadSpec { target: router, rate: 1000.0, calls: 300, tick_ns: 1_000_000, samples: false });
+            let s = lg.wait_done(Duration::from_secs(30)).expect("the load ends");
+            let c = lg.counters();
+            drop(lg);
+            stop.store(true, Ordering::Relaxed);
+            let seen = rt.join().unwrap();
+            assert!(seen.bad.is_empty(), "stateful={stateful}: {:#?}", &seen.bad[..seen.bad.len().min(3)]);
+            assert_eq!((s.attempted, s.succeeded, s.failed), (300, 300, 0), "stateful={stateful}: {s:?}");
+            let retrans = (s.retrans_invite, s.retrans_bye, s.acks_resent, s.dup_responses);
+            assert_eq!(retrans, (0, 0, 0, 0), "stateful={stateful}");
+            assert_eq!(c.uac_rx_stray - c0.uac_rx_stray, 0, "stateful={stateful}");
+            assert_eq!(c.uas_rx_stray - c0.uas_rx_stray, 0, "stateful={stateful}");
+            assert_eq!(c.uas_retrans - c0.uas_retrans, 0, "stateful={stateful}");
+            assert_eq!(s.setup.count(), 300);
+            // 180, 200, 200 (BYE) at the UAC besides the 100s; INVITE, ACK, BYE at the UAS
+            let trying = c.uac_rx_100 - c0.uac_rx_100;
+            assert_eq!(c.uac_rx - c0.uac_rx - trying, 900, "stateful={stateful}");
+            assert_eq!(c.uas_rx - c0.uas_rx, 900, "stateful={stateful}");
+            let route_sets = c.uac_rx_route_set - c0.uac_rx_route_set;
+            if stateful {
+                assert_eq!((trying, seen.trying_sent), (300, 300));
+                assert_eq!(route_sets, 300);
+                assert_eq!((seen.routed_by_route, seen.no_route), (600, 0));
+            } else {
+                assert_eq!((trying, route_sets), (0, 0));
+                assert_eq!((seen.routed_by_route, seen.no_route), (0, 600));
+            }
+        }
     }
 }

@@ -7,6 +7,18 @@
 //! harness's definitions (schedstat and utime+stime of the router and all its descendants, over the
 //! load plus a drain, minus the router's idle rate measured before the load).
 //!
+//! `ringsip-bench stateful` is the same benchmark for the transaction-stateful proxy, the
+//! harness's `stateful` mode: the same calls, with the router answering each INVITE with its own
+//! 100 Trying (absorbed by the UAC, not counted as routed) and record-routing, so the UAC's ACK
+//! and BYE carry the route set (the Record-Route of the 200, reversed, as sipp's `uac.xml` with
+//! `rrs="true"`; like sipp they are still sent to the router's address, and with no route set,
+//! e.g. through the floor forwarder, they go there too). ringsip runs the built-in
+//! `config/examples/stateful-lb.toml`, Kamailio `shared/bench/kamailio/stateful-proxy.cfg` with
+//! 4 GB of shared memory; 3,000 calls/s and a 6 s drain by default. Besides µs per routed message
+//! it reports µs per call and the 100 Trying and route sets seen, and its ratios are
+//! ringsip/kamailio and ringsip/sip-floor (per message and per call). It shares `lb`'s flags,
+//! runner and report (`Mode` is what differs).
+//!
 //! `ringsip-bench push` (module `push`) measures a config push under load: ringsip runs an LCR
 //! config with a small prefix tree while calls flow, and a config with a million-prefix tree is
 //! loaded, built into a snapshot and pushed over the control socket; it reports each step's time,
@@ -46,6 +58,9 @@ use router::{Kind, RouterEnv, RouterProc, RouterSpec};
 /// The example configuration ringsip runs with unless `--config` is given.
 const EXAMPLE_CONFIG: &str = include_str!("../../../config/examples/stateless-lb.toml");
 
+/// The example configuration of `stateful`: the transaction-stateful load balancer.
+const STATEFUL_CONFIG: &str = include_str!("../../../config/examples/stateful-lb.toml");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ringsip-bench",
@@ -61,6 +76,9 @@ struct Cli {
 enum Cmd {
     /// Stateless load balancer: UAC -> router -> 2 UAS, router CPU per routed message.
     Lb(LbArgs),
+    /// Transaction-stateful proxy: lb's calls through a router that answers 100 Trying and
+    /// record-routes; router CPU per call and per routed message.
+    Stateful(StatefulArgs),
     /// A config push under load: a 1,000,000-prefix mtree is loaded, built and pushed while
     /// calls flow; times of each step, daemon memory, call-setup latency around the swap.
     Push(push::PushArgs),
@@ -180,11 +198,49 @@ struct LbArgs {
     quiet: bool,
 }
 
+/// `ringsip-bench stateful`: `lb`'s flags with the stateful defaults, and Kamailio's memory.
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "One call: INVITE, 100 Trying (made by the router: not a routed message), 180, 200, ACK, \
+BYE, 200 = six routed messages. ACK and BYE carry the route set (the 200's Record-Route reversed) and, \
+like sipp's uac.xml, are sent to --target; without a route set (the floor forwarder sends no 100 and \
+no Record-Route: it is the floor of both modes) they go there too.\n\n\
+Ratios: ringsip/kamailio and ringsip/sip-floor of the median router CPU per routed message and per \
+call over the repetitions (routers interleaved: floor, ringsip, kamailio, floor, ...).\n\n\
+Exit status: 0 the run completed (failed calls are reported, not fatal), 1 a router could not be \
+started or died, 2 usage error.",
+    mut_arg("rate", |a| a.help(
+        "Offered call rate, calls/s (with --ramp: the first step) [default: 3000, with --ramp 2000]"
+    )),
+    mut_arg("config", |a| a.help(
+        "ringsip configuration, relaying statefully [default: config/examples/stateful-lb.toml, built in]"
+    )),
+    mut_arg("vs_kamailio", |a| a.help(
+        "Also run the same load through Kamailio's stateful proxy (tuned: -x tlsf -b 4194304, \
+         shared memory --kamailio-shm-mb) and print the ratios"
+    )),
+    mut_arg("kamailio_cfg", |a| a.help(
+        "Kamailio configuration [default: ../shared/bench/kamailio/stateful-proxy.cfg from the repo root]"
+    )),
+    mut_arg("drain", |a| a.default_value("6").help(
+        "Seconds after the last call that router CPU is still counted (the harness's stateful drain: \
+         Kamailio frees a transaction 5 s after it ends)"
+    )),
+)]
+struct StatefulArgs {
+    #[command(flatten)]
+    run: LbArgs,
+    /// Kamailio's shared memory (-m), MB: its transactions live there
+    #[arg(long, value_name = "MB", default_value_t = 4096)]
+    kamailio_shm_mb: u64,
+}
+
 /// Entry point of the `ringsip-bench` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Lb(a) => lb(a),
+        Cmd::Stateful(a) => stateful(a),
         Cmd::Push(a) => push::push(a),
     }
 }
@@ -231,13 +287,83 @@ struct Settings {
     idle_s: f64,
     drain_s: f64,
     ramp: bool,
+    /// `stateful --vs-kamailio`: Kamailio's `-m`, MB
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kamailio_shm_mb: Option<u64>,
 }
 
 /// Fatal problems: exit status 1.
 struct Fatal(String);
 
-fn lb(mut a: LbArgs) -> ExitCode {
-    let rate = a.rate.unwrap_or(if a.ramp { 2000.0 } else { 8000.0 });
+/// What `lb` and `stateful` differ in. Everything else (flags, generator, runner, report) is
+/// shared: the calls are the same, INVITE, 180, 200, ACK, BYE, 200 along the route set.
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    /// the subcommand: the JSON's `command`, the table's title
+    command: &'static str,
+    /// `$ROUTER_MODE` of the routers (the shared harness's MODE)
+    router_mode: &'static str,
+    /// `--rate` without `--ramp`
+    default_rate: f64,
+    /// ringsip's built-in configuration, and its file name in the work directory
+    config: &'static str,
+    config_name: &'static str,
+    /// Kamailio's default configuration, below shared/bench
+    kamailio_cfg: &'static str,
+    /// Kamailio's `-m` and `-M`, MB
+    kamailio_shm_mb: u64,
+    kamailio_pkg_mb: u64,
+    /// the transaction-stateful report: 100 Trying and route sets counted, µs per call in the
+    /// table, ratios `ringsip/other` ([`report::Ratios::MainOverEach`])
+    stateful: bool,
+}
+
+/// `ringsip-bench lb`.
+const LB: Mode = Mode {
+    command: "lb",
+    router_mode: "stateless",
+    default_rate: 8000.0,
+    config: EXAMPLE_CONFIG,
+    config_name: "stateless-lb.toml",
+    kamailio_cfg: "kamailio/stateless-lb.cfg",
+    kamailio_shm_mb: 1024,
+    kamailio_pkg_mb: 32,
+    stateful: false,
+};
+
+/// `ringsip-bench stateful` (Kamailio's `-m` from `--kamailio-shm-mb`).
+const STATEFUL: Mode = Mode {
+    command: "stateful",
+    router_mode: "stateful",
+    default_rate: 3000.0,
+    config: STATEFUL_CONFIG,
+    config_name: "stateful-lb.toml",
+    kamailio_cfg: "kamailio/stateful-proxy.cfg",
+    kamailio_shm_mb: 4096,
+    kamailio_pkg_mb: 32,
+    stateful: true,
+};
+
+impl Mode {
+    fn ratios(&self) -> report::Ratios {
+        if self.stateful { report::Ratios::MainOverEach } else { report::Ratios::Lb }
+    }
+}
+
+fn lb(a: LbArgs) -> ExitCode {
+    calls(a, LB)
+}
+
+fn stateful(s: StatefulArgs) -> ExitCode {
+    if s.kamailio_shm_mb == 0 {
+        usage_error("--kamailio-shm-mb must be >= 1".into());
+    }
+    calls(s.run, Mode { kamailio_shm_mb: s.kamailio_shm_mb, ..STATEFUL })
+}
+
+/// `lb` and `stateful`: calls through the routers, one after the other.
+fn calls(mut a: LbArgs, mode: Mode) -> ExitCode {
+    let rate = a.rate.unwrap_or(if a.ramp { 2000.0 } else { mode.default_rate });
     a.rate = Some(rate);
     if !(rate.is_finite() && rate > 0.0) {
         usage_error(format!("--rate must be > 0 (got {rate})"));
@@ -267,7 +393,7 @@ fn lb(mut a: LbArgs) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let result = lb_in(&a, rate, &router_cpus, &gen_cpus, &workdir, &stop);
+    let result = calls_in(&a, &mode, rate, &router_cpus, &gen_cpus, &workdir, &stop);
     if a.keep || !matches!(result, Ok(true)) {
         progress!(a, "work directory (configs, router logs) kept: {}", workdir.display());
     } else {
@@ -348,11 +474,12 @@ fn ringsip_binary(explicit: Option<&Path>, quiet: bool, rebuild: bool) -> Result
     )))
 }
 
-/// The example config with the listen address, destinations and control socket of this run.
-fn patched_config(target: SocketAddrV4, uas: &[SocketAddrV4], control: &Path) -> String {
+/// An example config (`template`) with the listen address, destinations and control socket of
+/// this run.
+fn patched_config(template: &str, target: SocketAddrV4, uas: &[SocketAddrV4], control: &Path) -> String {
     let dests = uas.iter().map(|u| format!("\"sip:{u}\"")).collect::<Vec<_>>().join(", ");
     let mut out = String::new();
-    for line in EXAMPLE_CONFIG.lines() {
+    for line in template.lines() {
         let t = line.trim_start();
         if t.starts_with("listen") && t.contains("udp:") {
             out.push_str(&format!("listen = [\"udp:{target}\"]"));
@@ -417,8 +544,9 @@ fn kamailio_binary(a: &LbArgs) -> Result<PathBuf, Fatal> {
     Err(Fatal(format!("kamailio is not installed; install it with: sudo {cmd}")))
 }
 
-fn lb_in(
+fn calls_in(
     a: &LbArgs,
+    mode: &Mode,
     rate: f64,
     router_cpus: &[usize],
     gen_cpus: &[usize],
@@ -448,8 +576,8 @@ fn lb_in(
         let config = match &a.config {
             Some(c) => c.clone(),
             None => {
-                let p = workdir.join("stateless-lb.toml");
-                fs::write(&p, patched_config(a.target, &uas, &workdir.join("ringsip.sock")))
+                let p = workdir.join(mode.config_name);
+                fs::write(&p, patched_config(mode.config, a.target, &uas, &workdir.join("ringsip.sock")))
                     .map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
                 p
             }
@@ -462,8 +590,8 @@ fn lb_in(
         let bin = kamailio_binary(a)?;
         let cfg = match &a.kamailio_cfg {
             Some(c) => c.clone(),
-            None => shared_bench("kamailio/stateless-lb.cfg")
-                .ok_or_else(|| Fatal("shared/bench/kamailio/stateless-lb.cfg not found (use --kamailio-cfg)".into()))?,
+            None => shared_bench(mode.kamailio_cfg)
+                .ok_or_else(|| Fatal(format!("shared/bench/{} not found (use --kamailio-cfg)", mode.kamailio_cfg)))?,
         };
         let ds_list = workdir.join("dispatcher.list");
         let list: String = uas.iter().map(|u| format!("1 sip:{u}\n")).collect();
@@ -471,7 +599,15 @@ fn lb_in(
         let extra = a.kamailio_extra.split_whitespace().map(String::from).collect();
         specs.push(RouterSpec {
             name: "kamailio".into(),
-            kind: Kind::Kamailio { bin, cfg, ds_list, run_dir: workdir.join("kamailio-run"), extra },
+            kind: Kind::Kamailio {
+                bin,
+                cfg,
+                ds_list,
+                run_dir: workdir.join("kamailio-run"),
+                shm_mb: mode.kamailio_shm_mb,
+                pkg_mb: mode.kamailio_pkg_mb,
+                extra,
+            },
         });
     }
 
@@ -490,6 +626,7 @@ fn lb_in(
     })
     .map_err(|e| Fatal(e.to_string()))?;
     let env = RouterEnv {
+        mode: mode.router_mode,
         listen: a.target,
         backends: uas.clone(),
         outdir: workdir.to_path_buf(),
@@ -497,6 +634,7 @@ fn lb_in(
     };
     let ctx = Ctx {
         a,
+        mode,
         lg: &lg,
         stop,
         clk: sys::clk_tck(),
@@ -588,12 +726,12 @@ fn lb_in(
 
     let all_rows: Vec<RunResult> =
         runs.iter().cloned().chain(ramps.iter().flat_map(|r| r.steps.iter().cloned())).collect();
-    let comparisons = if a.ramp { Vec::new() } else { report::compare(&runs, &main_name) };
+    let comparisons = if a.ramp { Vec::new() } else { report::compare(&runs, &main_name, mode.ratios()) };
     let ok = errors.is_empty();
     if a.json {
         let out = Output {
             tool: "ringsip-bench",
-            command: "lb",
+            command: mode.command,
             version: env!("CARGO_PKG_VERSION"),
             settings: Settings {
                 target: a.target.to_string(),
@@ -610,6 +748,7 @@ fn lb_in(
                 idle_s: a.idle,
                 drain_s: a.drain,
                 ramp: a.ramp,
+                kamailio_shm_mb: (mode.stateful && a.vs_kamailio).then_some(mode.kamailio_shm_mb),
             },
             runs: &runs,
             ramps: &ramps,
@@ -622,13 +761,14 @@ fn lb_in(
             Err(e) => return Err(Fatal(format!("JSON: {e}"))),
         }
     } else {
-        print_human(a, &all_rows, &ramps, &comparisons, &main_name, &errors);
+        print_human(a, mode, &all_rows, &ramps, &comparisons, &main_name, &errors);
     }
     Ok(ok)
 }
 
 fn print_human(
     a: &LbArgs,
+    mode: &Mode,
     rows: &[RunResult],
     ramps: &[RampResult],
     comparisons: &[Comparison],
@@ -636,7 +776,8 @@ fn print_human(
     errors: &[String],
 ) {
     println!(
-        "ringsip-bench lb: UAC {}:{}{} -> router {} -> UAS {:?}; router CPUs {}, generator CPUs {}",
+        "ringsip-bench {}: UAC {}:{}{} -> router {} -> UAS {:?}; router CPUs {}, generator CPUs {}",
+        mode.command,
         a.target.ip(),
         a.uac_port,
         if a.uac_sockets > 1 { format!("..{}", a.uac_port + a.uac_sockets - 1) } else { String::new() },
@@ -646,7 +787,7 @@ fn print_human(
         a.gen_cpus
     );
     println!();
-    print!("{}", report::table(rows));
+    print!("{}", report::table(rows, mode.stateful));
     println!();
     print!("{}", report::notes(rows));
     for r in ramps {
@@ -669,6 +810,13 @@ fn print_human(
         for (k, v) in &c.ratios {
             println!("  {k}: {v:.2}x");
         }
+        if !c.us_per_call_sched.is_empty() {
+            let means: Vec<String> = c.us_per_call_sched.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+            println!("shards {}: median us/call (sched) over the repetitions: {}", c.shards, means.join(", "));
+            for (k, v) in &c.ratios_per_call {
+                println!("  {k}: {v:.2}x");
+            }
+        }
     }
     if !errors.is_empty() {
         println!();
@@ -681,6 +829,7 @@ fn print_human(
 
 struct Ctx<'a> {
     a: &'a LbArgs,
+    mode: &'a Mode,
     lg: &'a GenHandle,
     stop: &'a AtomicBool,
     clk: u64,
@@ -840,6 +989,9 @@ fn measure(ctx: &Ctx<'_>, r: &mut RouterProc, idle: (f64, f64), spec: LoadSpec, 
         other_cpu_s,
     };
     report::compute(&mut res, &s);
+    if ctx.mode.stateful {
+        report::count_stateful(&mut res, &c0, &c2);
+    }
     res.router_alive = alive;
     if !alive {
         // its CPU went with it: no per-message figure
@@ -966,7 +1118,7 @@ mod tests {
         assert!(EXAMPLE_CONFIG.contains("udp:127.0.0.1:5060"));
         let t: SocketAddrV4 = "127.0.0.1:15060".parse().unwrap();
         let uas: Vec<SocketAddrV4> = vec!["127.0.0.1:15080".parse().unwrap(), "127.0.0.1:15081".parse().unwrap()];
-        let c = patched_config(t, &uas, Path::new("/tmp/x/ringsip.sock"));
+        let c = patched_config(EXAMPLE_CONFIG, t, &uas, Path::new("/tmp/x/ringsip.sock"));
         assert!(c.contains("listen = [\"udp:127.0.0.1:15060\"]"), "{c}");
         assert!(c.contains("destinations = [\"sip:127.0.0.1:15080\", \"sip:127.0.0.1:15081\"]"), "{c}");
         assert!(c.contains("control_socket = \"/tmp/x/ringsip.sock\""), "{c}");
@@ -1014,5 +1166,102 @@ mod tests {
         assert!(a.prefixes == 5000 && a.json && a.build_priority == push::Priority::Normal);
         assert!(p(&["x", "push", "--build-priority", "low"]).is_err());
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stateful_embedded_config_patches_ports() {
+        assert!(STATEFUL_CONFIG.contains("udp:127.0.0.1:5060"));
+        // the stateful example: it relays (statefully) and record-routes
+        assert!(STATEFUL_CONFIG.contains("\"relay\"") && STATEFUL_CONFIG.contains("record_route"));
+        assert!(STATEFUL_CONFIG.contains("127.0.0.1:5080") && STATEFUL_CONFIG.contains("127.0.0.1:5081"));
+        let t: SocketAddrV4 = "127.0.0.1:15060".parse().unwrap();
+        let uas: Vec<SocketAddrV4> = vec!["127.0.0.1:15080".parse().unwrap(), "127.0.0.1:15081".parse().unwrap()];
+        let c = patched_config(STATEFUL_CONFIG, t, &uas, Path::new("/tmp/x/ringsip.sock"));
+        assert!(c.contains("listen = [\"udp:127.0.0.1:15060\"]"), "{c}");
+        assert!(c.contains("destinations = [\"sip:127.0.0.1:15080\", \"sip:127.0.0.1:15081\"]"), "{c}");
+        // nothing of the default addresses is left outside comments (a multi-line list would
+        // leave some)
+        for l in c.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            assert!(!["127.0.0.1:5060", "127.0.0.1:5080", "127.0.0.1:5081"].iter().any(|a| l.contains(a)), "{l}\n{c}");
+        }
+        assert!(c.parse::<toml::Table>().is_ok());
+        assert_eq!(c.lines().count(), STATEFUL_CONFIG.lines().count());
+    }
+
+    #[test]
+    fn stateful_shares_lb_flags_with_its_own_defaults() {
+        let p = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let Cmd::Stateful(s) = p(&["x", "stateful"]).unwrap().cmd else { panic!("not stateful") };
+        assert_eq!(s.kamailio_shm_mb, 4096);
+        let a = &s.run;
+        assert_eq!((a.rate, a.duration, a.drain, a.idle), (None, 10.0, 6.0, 2.0));
+        assert_eq!((a.shards.clone(), a.router_cpus.as_str(), a.gen_cpus.as_str()), (vec![1], "1", "0"));
+        assert_eq!(a.kamailio_extra, "-x tlsf -b 4194304");
+        assert_eq!(a.uas_ports, vec![5080, 5081]);
+        // lb keeps its own drain
+        let Cmd::Lb(a) = p(&["x", "lb"]).unwrap().cmd else { panic!("not lb") };
+        assert_eq!(a.drain, 2.0);
+        let Cmd::Stateful(s) = p(&[
+            "x",
+            "stateful",
+            "--vs-kamailio",
+            "--vs-floor",
+            "--reps",
+            "3",
+            "--json",
+            "--rate",
+            "500",
+            "--kamailio-shm-mb",
+            "1024",
+            "--drain",
+            "1",
+        ])
+        .unwrap()
+        .cmd
+        else {
+            panic!("not stateful")
+        };
+        assert!(s.run.vs_kamailio && s.run.vs_floor && s.run.json);
+        assert_eq!((s.run.reps, s.run.rate, s.run.drain, s.kamailio_shm_mb), (3, Some(500.0), 1.0, 1024));
+        assert!(p(&["x", "stateful", "--attach", "12", "--vs-floor"]).is_err());
+        assert!(p(&["x", "lb", "--kamailio-shm-mb", "1024"]).is_err());
+        assert_eq!(p(&["x", "stateful", "--bogus"]).unwrap_err().exit_code(), 2);
+
+        // the help says what stateful runs; lb's is unchanged
+        let help = |name: &str| {
+            let mut c = Cli::command();
+            c.find_subcommand_mut(name).unwrap().render_long_help().to_string()
+        };
+        let h = help("stateful");
+        for want in [
+            "default: 3000, with --ramp 2000",
+            "config/examples/stateful-lb.toml",
+            "kamailio/stateful-proxy.cfg",
+            "--kamailio-shm-mb",
+            "[default: 4096]",
+            "[default: 6]",
+            "100 Trying",
+            "ringsip/kamailio",
+        ] {
+            assert!(h.contains(want), "stateful help lacks {want:?}:\n{h}");
+        }
+        assert!(!h.contains("stateless-lb"), "{h}");
+        let h = help("lb");
+        for want in
+            ["default: 8000, with --ramp 2000", "stateless-lb.toml", "kamailio/stateless-lb.cfg", "[default: 2]"]
+        {
+            assert!(h.contains(want), "lb help lacks {want:?}:\n{h}");
+        }
+        assert!(!h.contains("stateful") && !h.contains("kamailio-shm-mb"), "{h}");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!((LB.command, LB.router_mode, LB.default_rate), ("lb", "stateless", 8000.0));
+        assert_eq!((LB.kamailio_shm_mb, LB.kamailio_pkg_mb, LB.ratios()), (1024, 32, report::Ratios::Lb));
+        assert_eq!((STATEFUL.command, STATEFUL.router_mode, STATEFUL.default_rate), ("stateful", "stateful", 3000.0));
+        assert_eq!(STATEFUL.kamailio_cfg, "kamailio/stateful-proxy.cfg");
+        assert_eq!((STATEFUL.kamailio_shm_mb, STATEFUL.ratios()), (4096, report::Ratios::MainOverEach));
+        assert!(std::ptr::eq(LB.config, EXAMPLE_CONFIG) && std::ptr::eq(STATEFUL.config, STATEFUL_CONFIG));
     }
 }

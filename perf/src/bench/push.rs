@@ -504,6 +504,7 @@ fn push_in(a: &PushArgs, cpus: &Cpus, workdir: &Path, stop: &AtomicBool) -> Resu
     })
     .map_err(|e| Fatal(e.to_string()))?;
     let env = RouterEnv {
+        mode: "stateless",
         listen: a.target,
         backends: uas.to_vec(),
         outdir: workdir.to_path_buf(),

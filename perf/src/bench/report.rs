@@ -114,6 +114,13 @@ pub(crate) struct RunResult {
     /// process but ours and the router's): more than a few % means a noisy measurement
     pub other_cpu_pct: f64,
     pub router_alive: bool,
+    /// `stateful`: 100 Trying received by the UAC (made by the router, not routed)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trying_rx: Option<u64>,
+    /// `stateful`: answered calls whose 200 OK carried Record-Route (their ACK and BYE carried
+    /// the route set); 0 for a router that does not record-route, like the floor
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_set_calls: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub router_exit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,8 +183,10 @@ pub(crate) fn compute(r: &mut RunResult, s: &Samples<'_>) {
     r.achieved_cps = if st.load_s > 0.0 { st.succeeded as f64 / st.load_s } else { f64::NAN };
 
     let (c0, c2) = (&s.c0, &s.c2);
-    let uac = (c2.uac_rx - c0.uac_rx) - (c2.uac_rx_100 - c0.uac_rx_100) - (c2.uac_rx_probe - c0.uac_rx_probe);
-    let uas = (c2.uas_rx - c0.uas_rx) - (c2.uas_rx_options - c0.uas_rx_options);
+    let uac = (c2.uac_rx - c0.uac_rx)
+        .saturating_sub(c2.uac_rx_100 - c0.uac_rx_100)
+        .saturating_sub(c2.uac_rx_probe - c0.uac_rx_probe);
+    let uas = (c2.uas_rx - c0.uas_rx).saturating_sub(c2.uas_rx_options - c0.uas_rx_options);
     r.msgs_routed = uac + uas;
     r.msgs_nominal = st.succeeded * 6;
     r.stray_msgs = (c2.uac_rx_stray - c0.uac_rx_stray) + (c2.uas_rx_stray - c0.uas_rx_stray);
@@ -221,6 +230,13 @@ pub(crate) fn compute(r: &mut RunResult, s: &Samples<'_>) {
     r.router_wakeups_per_msg = per(slices_delta(s.t0, s.t2) as f64, r.msgs_routed);
     r.gen_wakeups_per_call = per(st.gen_wakeups as f64, st.attempted);
     r.other_cpu_pct = if win_load > 0.0 { 100.0 * s.other_cpu_s / win_load } else { f64::NAN };
+}
+
+/// The transaction-stateful figures of a load (`stateful`): the 100 Trying the router sent and
+/// the calls whose 200 OK carried a route set.
+pub(crate) fn count_stateful(r: &mut RunResult, c0: &Counters, c2: &Counters) {
+    r.trying_rx = Some(c2.uac_rx_100.saturating_sub(c0.uac_rx_100));
+    r.route_set_calls = Some(c2.uac_rx_route_set.saturating_sub(c0.uac_rx_route_set));
 }
 
 /// Was the generator the bottleneck of this load? Its thread near 100 % of its core, or it
@@ -275,9 +291,26 @@ pub(crate) struct Comparison {
     pub shards: usize,
     /// router -> median schedstat µs/msg over the repetitions
     pub us_per_msg_sched: BTreeMap<String, f64>,
-    /// "a/b" -> ratio of median µs/msg: `main/floor` for a floor forwarder (how far above the
-    /// floor `main` is), `other/main` for any other router (how much more it spends)
+    /// "a/b" -> ratio of median µs/msg. [`Ratios::Lb`]: `main/floor` for a floor forwarder
+    /// (how far above the floor `main` is), `other/main` for any other router (how much more
+    /// it spends). [`Ratios::MainOverEach`]: `main/other` for every other router.
     pub ratios: BTreeMap<String, f64>,
+    /// [`Ratios::MainOverEach`] only: router -> median schedstat µs per succeeded call
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub us_per_call_sched: BTreeMap<String, f64>,
+    /// [`Ratios::MainOverEach`] only: `main/other` -> ratio of median µs per call
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ratios_per_call: BTreeMap<String, f64>,
+}
+
+/// Which way the ratios of a [`Comparison`] go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ratios {
+    /// `lb`: `main/floor` and `other/main` (`kamailio/ringsip`), per message
+    Lb,
+    /// `stateful`: `main/other` for every router (`ringsip/kamailio`, `ringsip/sip-floor`),
+    /// per message and per call
+    MainOverEach,
 }
 
 /// The median of `v` (mean of the middle two for an even count); `v` is sorted in place.
@@ -287,32 +320,54 @@ fn median(v: &mut [f64]) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
+/// Per router, the median of `value` over the rows of `shards` shards where it is finite.
+fn medians(rows: &[RunResult], shards: usize, value: impl Fn(&RunResult) -> f64) -> BTreeMap<String, f64> {
+    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.shards == shards && value(r).is_finite() && r.error.is_none()) {
+        samples.entry(r.router.clone()).or_default().push(value(r));
+    }
+    samples.into_iter().map(|(k, mut v)| (k, median(&mut v))).collect()
+}
+
+/// `main/other` for every other router of `medians` (both positive).
+fn main_over_each(medians: &BTreeMap<String, f64>, main: &str) -> BTreeMap<String, f64> {
+    let Some(&m) = medians.get(main) else { return BTreeMap::new() };
+    medians
+        .iter()
+        .filter(|&(k, &v)| k != main && m > 0.0 && v > 0.0)
+        .map(|(k, &v)| (format!("{main}/{k}"), m / v))
+        .collect()
+}
+
 /// Build the comparisons: per shard count, median µs/msg per router over the repetitions
 /// and the ratios between `main` and every other router.
-pub(crate) fn compare(rows: &[RunResult], main: &str) -> Vec<Comparison> {
+pub(crate) fn compare(rows: &[RunResult], main: &str, style: Ratios) -> Vec<Comparison> {
     let mut shards: Vec<usize> = rows.iter().map(|r| r.shards).collect();
     shards.sort_unstable();
     shards.dedup();
     let mut out = Vec::new();
     for n in shards {
         let mut c = Comparison { shards: n, ..Default::default() };
-        let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.shards == n && r.us_per_msg_sched.is_finite() && r.error.is_none()) {
-            samples.entry(r.router.clone()).or_default().push(r.us_per_msg_sched);
-        }
-        for (k, mut v) in samples {
-            c.us_per_msg_sched.insert(k, median(&mut v));
-        }
-        if let Some(&m) = c.us_per_msg_sched.get(main) {
-            for (k, &v) in &c.us_per_msg_sched {
-                if k == main || m <= 0.0 || v <= 0.0 {
-                    continue;
+        c.us_per_msg_sched = medians(rows, n, |r| r.us_per_msg_sched);
+        match style {
+            Ratios::Lb => {
+                if let Some(&m) = c.us_per_msg_sched.get(main) {
+                    for (k, &v) in &c.us_per_msg_sched {
+                        if k == main || m <= 0.0 || v <= 0.0 {
+                            continue;
+                        }
+                        if k.contains("floor") {
+                            c.ratios.insert(format!("{main}/{k}"), m / v);
+                        } else {
+                            c.ratios.insert(format!("{k}/{main}"), v / m);
+                        }
+                    }
                 }
-                if k.contains("floor") {
-                    c.ratios.insert(format!("{main}/{k}"), m / v);
-                } else {
-                    c.ratios.insert(format!("{k}/{main}"), v / m);
-                }
+            }
+            Ratios::MainOverEach => {
+                c.ratios = main_over_each(&c.us_per_msg_sched, main);
+                c.us_per_call_sched = medians(rows, n, |r| r.us_per_call_sched);
+                c.ratios_per_call = main_over_each(&c.us_per_call_sched, main);
             }
         }
         if c.us_per_msg_sched.len() > 1 {
@@ -330,8 +385,9 @@ fn o(v: Option<u64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
-/// Render rows as an aligned text table.
-pub(crate) fn table(rows: &[RunResult]) -> String {
+/// Render rows as an aligned text table; `per_call` adds a column of router CPU µs per call
+/// (schedstat, idle subtracted) before the µs/msg ones (`stateful`).
+pub(crate) fn table(rows: &[RunResult], per_call: bool) -> String {
     let head = [
         "router",
         "shards",
@@ -372,14 +428,20 @@ pub(crate) fn table(rows: &[RunResult]) -> String {
         "sock/rcvbuf",
         "CPU %",
     ];
+    /// where the µs/call column goes: before the µs/msg ones
+    const CALL_COL: usize = 9;
     let mut cells: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
     cells.push(head2.iter().map(|s| s.to_string()).collect());
+    if per_call {
+        cells[0].insert(CALL_COL, "us/call".into());
+        cells[1].insert(CALL_COL, "sched".into());
+    }
     for r in rows.iter().filter(|r| r.error.is_none()) {
         let name = match r.step {
             Some(s) => format!("{} #{s}", r.router),
             None => r.router.clone(),
         };
-        cells.push(vec![
+        let mut row = vec![
             name,
             r.shards.to_string(),
             r.rep.to_string(),
@@ -398,10 +460,14 @@ pub(crate) fn table(rows: &[RunResult]) -> String {
             format!("{}/{}", r.retrans_uac, r.retrans_uas),
             format!("{}/{}", r.router_sock_drops, r.udp_rcvbuf_errors),
             f(r.gen_cpu_pct, 1),
-        ]);
+        ];
+        if per_call {
+            row.insert(CALL_COL, f(r.us_per_call_sched, 2));
+        }
+        cells.push(row);
     }
     let w: Vec<usize> =
-        (0..head.len()).map(|i| cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..cells[0].len()).map(|i| cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in &cells {
         let mut line = String::new();
@@ -477,6 +543,16 @@ pub(crate) fn notes(rows: &[RunResult]) -> String {
             r.gen_sock_drops,
             f(r.other_cpu_pct, 1),
         );
+        if let (Some(trying), Some(rs)) = (r.trying_rx, r.route_set_calls) {
+            let _ = writeln!(
+                out,
+                "{label}: {trying} 100 Trying from the router (not routed), route set (Record-Route) in the 200 OK \
+                 of {rs} of {} answered calls, {} us router CPU per call (sched), {} ACKs re-sent",
+                r.setup_latency_us.n,
+                f(r.us_per_call_sched, 2),
+                r.acks_resent,
+            );
+        }
     }
     out
 }
@@ -566,7 +642,7 @@ mod tests {
         assert_eq!(limit_verdict(&r), "router-limited");
         r.router_alive = false;
         assert_eq!(limit_verdict(&r), "router died");
-        let text = table(&[r.clone()]);
+        let text = table(&[r.clone()], false);
         assert!(text.contains("us/msg"), "{text}");
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["msgs_routed"], 480_000);
@@ -589,11 +665,133 @@ mod tests {
             row("ringsip", 4.0),
             row("ringsip", 40.0), // one disturbed repetition does not move the median
         ];
-        let c = compare(&rows, "ringsip");
+        let c = compare(&rows, "ringsip", Ratios::Lb);
         assert_eq!(c.len(), 1);
         assert!((c[0].us_per_msg_sched["ringsip"] - 4.5).abs() < 1e-12);
         assert!((c[0].ratios["kamailio/ringsip"] - 7.0 / 4.5).abs() < 1e-12);
         assert!((c[0].ratios["ringsip/sip-floor"] - 2.25).abs() < 1e-12);
         assert_eq!(c[0].ratios.len(), 2);
+        // lb's JSON has no per-call figures
+        assert!(c[0].us_per_call_sched.is_empty() && c[0].ratios_per_call.is_empty());
+        let j = serde_json::to_value(&c[0]).unwrap();
+        assert_eq!(j.as_object().unwrap().keys().collect::<Vec<_>>(), ["ratios", "shards", "us_per_msg_sched"]);
+    }
+
+    #[test]
+    fn stateful_comparison_is_main_over_each() {
+        let row = |router: &str, shards, msg: f64, call: f64| RunResult {
+            router: router.into(),
+            shards,
+            us_per_msg_sched: msg,
+            us_per_call_sched: call,
+            ..Default::default()
+        };
+        let rows = [
+            row("sip-floor", 1, 2.0, 12.0),
+            row("ringsip", 1, 6.0, 36.0),
+            row("kamailio", 1, 12.0, 72.0),
+            row("sip-floor", 1, 4.0, 24.0),
+            row("ringsip", 1, 8.0, 48.0),
+            row("kamailio", 1, f64::NAN, f64::NAN), // a died run is left out
+            row("kamailio", 1, 16.0, 96.0),
+            row("ringsip", 2, 9.0, 54.0), // alone in its shard count: no comparison
+            RunResult { error: Some("did not start".into()), ..row("kamailio", 1, 1.0, 1.0) },
+        ];
+        let c = compare(&rows, "ringsip", Ratios::MainOverEach);
+        assert_eq!(c.len(), 1);
+        let c = &c[0];
+        assert_eq!(c.shards, 1);
+        assert_eq!(c.us_per_msg_sched["ringsip"], 7.0);
+        assert_eq!(c.us_per_msg_sched["kamailio"], 14.0);
+        assert_eq!(c.us_per_msg_sched["sip-floor"], 3.0);
+        assert_eq!(c.ratios.keys().collect::<Vec<_>>(), ["ringsip/kamailio", "ringsip/sip-floor"]);
+        assert!((c.ratios["ringsip/kamailio"] - 0.5).abs() < 1e-12);
+        assert!((c.ratios["ringsip/sip-floor"] - 7.0 / 3.0).abs() < 1e-12);
+        assert_eq!(c.us_per_call_sched["ringsip"], 42.0);
+        assert!((c.ratios_per_call["ringsip/kamailio"] - 0.5).abs() < 1e-12);
+        assert!((c.ratios_per_call["ringsip/sip-floor"] - 42.0 / 18.0).abs() < 1e-12);
+        let j = serde_json::to_value(c).unwrap();
+        assert!((j["ratios_per_call"]["ringsip/kamailio"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+        // without the main router's figure there is nothing to divide by
+        let c =
+            compare(&rows[..1].iter().chain(&rows[2..3]).cloned().collect::<Vec<_>>(), "ringsip", Ratios::MainOverEach);
+        assert!(c[0].ratios.is_empty() && c[0].ratios_per_call.is_empty());
+    }
+
+    #[test]
+    fn stateful_counts_table_and_notes() {
+        let c0 = Counters { uac_rx_100: 7, uac_rx_route_set: 2, ..Default::default() };
+        let c2 = Counters { uac_rx_100: 7 + 3000, uac_rx_route_set: 2 + 2990, ..Default::default() };
+        let mut r = RunResult {
+            router: "ringsip".into(),
+            shards: 1,
+            rep: 1,
+            offered_cps: 3000.0,
+            achieved_cps: 2999.5,
+            attempted: 3000,
+            succeeded: 2990,
+            failed: 10,
+            us_per_call_sched: 31.25,
+            us_per_msg_sched: 5.208,
+            router_alive: true,
+            ..Default::default()
+        };
+        r.setup_latency_us.n = 2990;
+        // lb rows carry no stateful keys
+        let j = serde_json::to_value(&r).unwrap();
+        assert!(j.get("trying_rx").is_none() && j.get("route_set_calls").is_none());
+        assert!(!notes(&[r.clone()]).contains("100 Trying"));
+        count_stateful(&mut r, &c0, &c2);
+        assert_eq!((r.trying_rx, r.route_set_calls), (Some(3000), Some(2990)));
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!((j["trying_rx"].as_u64(), j["route_set_calls"].as_u64()), (Some(3000), Some(2990)));
+        let n = notes(&[r.clone()]);
+        assert!(n.contains("3000 100 Trying from the router (not routed)"), "{n}");
+        assert!(n.contains("of 2990 of 2990 answered calls, 31.25 us router CPU per call"), "{n}");
+
+        // the stateful table has a us/call column before the us/msg ones; lb's has not
+        let t = table(&[r.clone()], true);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        let head: Vec<&str> = lines[0].split_whitespace().collect();
+        let sub: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(&head[8..11], ["msgs/s", "us/call", "us/msg"], "{t}");
+        assert_eq!(&sub[2..5], ["sched", "sched", "u+s"], "{t}");
+        let cells: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(&cells[..10], ["ringsip", "1", "1", "3000", "2999.5", "3000", "2990", "10", "0", "31.25"], "{t}");
+        assert_eq!(cells[10], "5.208");
+        let lb = table(&[r], false);
+        assert!(!lb.contains("us/call"), "{lb}");
+        assert_eq!(lb.lines().next().unwrap().split_whitespace().count(), head.len() - 1);
+    }
+
+    #[test]
+    fn routed_count_never_underflows() {
+        // more 100s than datagrams (cannot happen, but must not panic or wrap)
+        let c0 = Counters::default();
+        let c2 =
+            Counters { uac_rx: 2, uac_rx_100: 3, uac_rx_probe: 1, uas_rx: 1, uas_rx_options: 2, ..Default::default() };
+        let t = Instant::now();
+        let a = snap(t, 0, 0);
+        let b = snap(t + Duration::from_secs(1), 1_000, 0);
+        let stats = LoadStats::default();
+        let s = Samples {
+            idle_rate: (0.0, 0.0),
+            t0: &a,
+            t1: &b,
+            t2: &b,
+            c0,
+            c2,
+            stats: &stats,
+            router_drops: 0,
+            gen_drops: 0,
+            rcvbuf_errors: 0,
+            in_errors: 0,
+            clk_tck: 100,
+            other_cpu_s: 0.0,
+        };
+        let mut r = RunResult::default();
+        compute(&mut r, &s);
+        assert_eq!(r.msgs_routed, 0);
     }
 }

@@ -19,8 +19,17 @@ pub(crate) enum Kind {
     Ringsip { bin: PathBuf, config: PathBuf },
     /// `sh -c "exec CMD"`
     Command { cmd: String },
-    /// `kamailio -f CFG -DD -E -n N ...`
-    Kamailio { bin: PathBuf, cfg: PathBuf, ds_list: PathBuf, run_dir: PathBuf, extra: Vec<String> },
+    /// `kamailio -f CFG -DD -E -n N -m SHM_MB -M PKG_MB ...`
+    Kamailio {
+        bin: PathBuf,
+        cfg: PathBuf,
+        ds_list: PathBuf,
+        run_dir: PathBuf,
+        /// shared memory (`-m`) and private memory per process (`-M`), MB
+        shm_mb: u64,
+        pkg_mb: u64,
+        extra: Vec<String>,
+    },
     /// measure a running process
     Attach { pid: u32 },
 }
@@ -35,6 +44,8 @@ pub(crate) struct RouterSpec {
 /// What every router gets (the harness's environment).
 #[derive(Clone, Debug)]
 pub(crate) struct RouterEnv {
+    /// `$ROUTER_MODE`: `stateless` or `stateful` (the harness's MODE; sip-floor only prints it)
+    pub mode: &'static str,
     pub listen: SocketAddrV4,
     pub backends: Vec<SocketAddrV4>,
     pub outdir: PathBuf,
@@ -83,10 +94,11 @@ impl RouterProc {
                 c.arg("-c").arg(format!("exec {cmd}"));
                 c
             }
-            Kind::Kamailio { bin, cfg, ds_list, run_dir, extra } => {
+            Kind::Kamailio { bin, cfg, ds_list, run_dir, shm_mb, pkg_mb, extra } => {
                 fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
                 let mut c = Command::new(bin);
-                c.arg("-f").arg(cfg).args(["-DD", "-E", "-n", &cpus.len().to_string(), "-m", "1024", "-M", "32"]);
+                c.arg("-f").arg(cfg).args(["-DD", "-E", "-n", &cpus.len().to_string()]);
+                c.arg("-m").arg(shm_mb.to_string()).arg("-M").arg(pkg_mb.to_string());
                 c.arg("-Y").arg(run_dir).arg("-w").arg(run_dir);
                 c.arg("-A").arg(format!("DS_LIST=\"{}\"", ds_list.display()));
                 c.args(["-A", "DS_ALG=4", "-A", &format!("LISTEN=udp:{}", env.listen)]);
@@ -96,7 +108,7 @@ impl RouterProc {
             Kind::Attach { .. } => unreachable!(),
         };
         let backends = env.backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
-        cmd.env("ROUTER_MODE", "stateless")
+        cmd.env("ROUTER_MODE", env.mode)
             .env("ROUTER_LISTEN", env.listen.to_string())
             .env("ROUTER_BACKENDS", backends)
             .env("ROUTER_WORKERS", shards.to_string())

@@ -21,30 +21,61 @@ thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 
-fn note_alloc() {
+/// Backtraces still to print for allocations made while counting (see
+/// [`trace_allocations_if`]).
+static TRACES: AtomicUsize = AtomicUsize::new(0);
+
+fn note_alloc(layout: Layout) {
     // `try_with`: the allocator may run while this thread's locals are being torn down
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
         ALLOCS.fetch_add(1, Ordering::SeqCst);
+        if TRACES.load(Ordering::Relaxed) > 0 {
+            trace(layout);
+        }
+    }
+}
+
+/// Print where this allocation comes from. Capturing and printing a backtrace allocates
+/// too: counting is off meanwhile, so those allocations neither count nor recurse.
+#[cold]
+fn trace(layout: Layout) {
+    COUNTING.with(|c| c.set(false));
+    if TRACES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+        let bt = std::backtrace::Backtrace::force_capture();
+        eprintln!("allocation of {} bytes (align {}) while counting:\n{bt}", layout.size(), layout.align());
+    }
+    COUNTING.with(|c| c.set(true));
+}
+
+/// When the environment variable `var` is set (to a number, default 8), print a backtrace
+/// for that many of the allocations made while counting: where a zero-allocation test's
+/// allocations come from.
+#[allow(dead_code)] // not every test binary traces
+pub fn trace_allocations_if(var: &str) {
+    if let Ok(v) = std::env::var(var) {
+        TRACES.store(v.parse().unwrap_or(8), Ordering::Relaxed);
     }
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
-// counting touches only an atomic and a const-initialised thread-local without destructor.
+// counting touches only atomics and a const-initialised thread-local without destructor.
+// Tracing (a debugging switch, off unless a test turns it on) captures a backtrace, which
+// allocates: counting is off meanwhile, so that re-entry only forwards to `System`.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
+        note_alloc(layout);
         // SAFETY: same contract as ours
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
+        note_alloc(layout);
         // SAFETY: same contract as ours
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
+        note_alloc(Layout::from_size_align(new_size, layout.align()).unwrap_or(layout));
         // SAFETY: same contract as ours
         unsafe { System.realloc(ptr, layout, new_size) }
     }
