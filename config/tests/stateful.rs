@@ -494,7 +494,7 @@ fn the_lcr_example_relays_and_fails_over_to_the_next_gateway() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lcr.toml");
     let c = ringsip_config::load(&path).unwrap_or_else(|e| panic!("the example must load:\n{e}"));
     let rule = |name: &str| c.routes.request.rules.iter().find(|r| r.name.as_deref() == Some(name)).unwrap();
-    assert_eq!(rule("in-dialog").actions, vec![Action::RecordRoute, Action::Relay(None)]);
+    assert_eq!(rule("in-dialog").actions, vec![Action::Relay(None)]);
     let lcr = &rule("lcr").actions;
     assert!(matches!(lcr[0], Action::Lookup { .. }));
     assert!(matches!(lcr[1], Action::SelectLookup { otherwise: Some(_) }));

@@ -218,8 +218,9 @@ impl HandlerFactory for Factory {
             handoff,
             drain_pending: false,
             // room for the largest datagram plus edits: writing never grows them
-            fwd_scratch: Vec::with_capacity(SCRATCH_BYTES),
-            out_scratch: Vec::with_capacity(SCRATCH_BYTES),
+            fwd_scratch: stateful::Scratch::new(SCRATCH_BYTES),
+            out_scratch: stateful::Scratch::new(SCRATCH_BYTES),
+            branch_finder: memchr::memmem::Finder::new(&table::write_branch(0, 0, 0, 0, 0)).into_owned(),
             shared,
             stats,
         };
@@ -276,9 +277,11 @@ pub struct StatelessProxy {
     /// The hand-off queue is looked at before the first datagram of a batch.
     drain_pending: bool,
     /// Where a relayed request is written before its transaction exists.
-    fwd_scratch: Vec<u8>,
+    fwd_scratch: stateful::Scratch,
     /// Where the transaction layer writes a message before keeping it in a pooled buffer.
-    out_scratch: Vec<u8>,
+    out_scratch: stateful::Scratch,
+    /// Finds the placeholder branch in a relayed request (built once).
+    branch_finder: memchr::memmem::Finder<'static>,
 }
 
 /// Capacity of a shard's write scratch buffers (the largest datagram plus edits).
@@ -951,10 +954,9 @@ impl StatelessProxy {
                     // written now, with a placeholder branch the transaction fills in
                     let placeholder = table::write_branch(0, 0, 0, 0, 0);
                     let mut fwd = std::mem::take(&mut self.fwd_scratch);
-                    fwd.clear();
-                    fwd.resize(m.buffer().len() + 2048, 0);
-                    let n = self.write_forwarded(m, d, li, &placeholder, mf, &hop, &run, &scratch, &mut fwd);
-                    fwd.truncate(n.unwrap_or(0));
+                    fwd.write(m.buffer().len() + 2048, |b| {
+                        self.write_forwarded(m, d, li, &placeholder, mf, &hop, &run, &scratch, b)
+                    });
                     let plan = stateful::Plan {
                         dest,
                         li,

@@ -131,19 +131,31 @@ fn better(a: u16, b: u16) -> bool {
     ca == 6 || ca < cb
 }
 
-/// Write into `buf` with `write` (given room for `len` bytes); false when it did not fit.
-fn write_into(buf: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
-    buf.clear();
-    buf.resize(len, 0);
-    match write(&mut buf[..]) {
-        Some(n) => {
-            buf.truncate(n);
-            true
-        }
-        None => {
-            buf.clear();
-            false
-        }
+/// A shard's write buffer: zeroed once at its full size, so writing a message into it
+/// neither allocates nor clears memory; `bytes` is what the last write produced.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Scratch {
+    /// A buffer of `size` bytes.
+    pub fn new(size: usize) -> Scratch {
+        Scratch { buf: vec![0; size], len: 0 }
+    }
+
+    /// Write with `write`, given room for `len` bytes (at most the buffer's size); false
+    /// (and nothing kept) when it did not fit.
+    pub fn write(&mut self, len: usize, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        let room = len.min(self.buf.len());
+        self.len = write(&mut self.buf[..room]).unwrap_or(0);
+        self.len > 0
+    }
+
+    /// What the last write produced.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -266,7 +278,7 @@ impl StatelessProxy {
         m: &Message<'_>,
         d: &Datagram<'_>,
         plan: Plan,
-        fwd: Vec<u8>,
+        fwd: Scratch,
         mi: usize,
         out: &mut Outbox<'_>,
     ) {
@@ -302,7 +314,8 @@ impl StatelessProxy {
         let mut req = Vec::new();
         self.txns.pool.store(&mut req, m.buffer());
         let mut stored_fwd = Vec::new();
-        self.txns.pool.store(&mut stored_fwd, &fwd);
+        self.txns.pool.store(&mut stored_fwd, fwd.bytes());
+        let branch_at = self.branch_finder.find(fwd.bytes()).unwrap_or(0);
         self.fwd_scratch = fwd;
         let fwd = stored_fwd;
         let mut resp = Vec::new();
@@ -325,18 +338,17 @@ impl StatelessProxy {
         t.failure_route = plan.on_failure;
         t.reply_route = plan.on_reply;
         t.alts = plan.alts;
-        let placeholder = table::write_branch(0, 0, 0, 0, 0);
-        t.branch_at = memchr::memmem::find(&fwd, &placeholder).unwrap_or(0);
+        t.branch_at = branch_at;
         let written = !fwd.is_empty();
         t.fwd = fwd;
 
         // 100 Trying at once (§16.2: a stateful proxy answers an INVITE with it; §17.2.1)
         if invite
-            && write_into(&mut self.out_scratch, m.buffer().len() + 256, |b| {
+            && self.out_scratch.write(m.buffer().len() + 256, |b| {
                 proxy::write_reply(m, d.src, 100, b"Trying", b"", &[b"Server: ringsip"], b)
             })
         {
-            self.txns.pool.store(&mut resp, &self.out_scratch);
+            self.txns.pool.store(&mut resp, self.out_scratch.bytes());
             let r = &resp;
             if out.send(d.listen, upstream, |b| {
                 b.get_mut(..r.len())?.copy_from_slice(r);
@@ -589,7 +601,7 @@ impl StatelessProxy {
             t.best_code = code;
             if self.rewrite_response(i, m, d, code) {
                 let tx = &mut self.txns;
-                tx.pool.store(&mut tx.slots[i].best, &self.out_scratch);
+                tx.pool.store(&mut tx.slots[i].best, self.out_scratch.bytes());
             } else {
                 self.txns.slots[i].best.clear();
             }
@@ -634,7 +646,7 @@ impl StatelessProxy {
             }
             apply_header_ops(&mut e, m, &run.ops, &scratch)
         })();
-        ok.is_ok() && write_into(&mut self.out_scratch, m.buffer().len() + EDIT_ROOM, |b| e.write(m, b).ok())
+        ok.is_ok() && self.out_scratch.write(m.buffer().len() + EDIT_ROOM, |b| e.write(m, b).ok())
     }
 
     /// Forward response `m` upstream now (provisional or 2xx). Returns whether it went.
@@ -651,7 +663,7 @@ impl StatelessProxy {
             return false;
         }
         let tx = &mut self.txns;
-        tx.pool.store(&mut tx.slots[i].resp, &self.out_scratch);
+        tx.pool.store(&mut tx.slots[i].resp, self.out_scratch.bytes());
         let t = &tx.slots[i];
         let r = &t.resp;
         let sent = out.send(t.listen, t.upstream, |b| {
@@ -784,7 +796,7 @@ impl StatelessProxy {
                     let ok = fm.parse_into(&fwd).is_ok() && {
                         let mut e = Edits::new();
                         apply_header_ops(&mut e, &fm, &run.ops, &scratch).is_ok()
-                            && write_into(&mut self.out_scratch, fwd.len() + EDIT_ROOM, |b| e.write(&fm, b).ok())
+                            && self.out_scratch.write(fwd.len() + EDIT_ROOM, |b| e.write(&fm, b).ok())
                     };
                     let tx = &mut self.txns;
                     let t = &mut tx.slots[i];
@@ -795,8 +807,8 @@ impl StatelessProxy {
                         if let Some(b) = t.fwd.get(at..at + old.len()) {
                             old.copy_from_slice(b);
                         }
-                        t.branch_at = memchr::memmem::find(&self.out_scratch, &old).unwrap_or(at);
-                        tx.pool.store(&mut tx.slots[i].fwd, &self.out_scratch);
+                        t.branch_at = memchr::memmem::find(self.out_scratch.bytes(), &old).unwrap_or(at);
+                        tx.pool.store(&mut tx.slots[i].fwd, self.out_scratch.bytes());
                     }
                 }
                 drop(run);
@@ -848,12 +860,12 @@ impl StatelessProxy {
         let t = &self.txns.slots[i];
         let (tag, src) = (t.tag, t.src);
         let ok = m.parse_into(&req).is_ok()
-            && write_into(&mut self.out_scratch, req.len() + 512, |b| {
-                proxy::write_reply(&m, src, code, reason, &tag, &[b"Server: ringsip"], b)
-            });
+            && self
+                .out_scratch
+                .write(req.len() + 512, |b| proxy::write_reply(&m, src, code, reason, &tag, &[b"Server: ringsip"], b));
         let tx = &mut self.txns;
         if ok {
-            tx.pool.store(&mut tx.slots[i].resp, &self.out_scratch);
+            tx.pool.store(&mut tx.slots[i].resp, self.out_scratch.bytes());
         }
         let t = &mut tx.slots[i];
         t.req = req;

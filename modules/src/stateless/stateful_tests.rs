@@ -432,3 +432,78 @@ fn fork_rings_every_destination_and_the_first_2xx_cancels_the_others() {
     assert_eq!(out3.len(), 1);
     assert_eq!(method(&out3[0].1), "ACK");
 }
+
+#[test]
+fn the_lcr_example_fails_over_to_the_next_gateway_on_503() {
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/lcr.toml"));
+    let config = std::fs::read_to_string(path).unwrap();
+    let mut h = H::with_path(&config, path);
+    let c = Clock { t0: h.proxy.txns.instant(0) };
+    // +4930 lists sets 2;1: set 2's gateway (5081) first, set 1's (5080) next
+    let inv = text_of_call("+4930123456", "g1");
+    let out = no_probes(h.feed_at(&inv, UAC, c.at(0)));
+    assert_eq!(out.len(), 2, "{:?}", out.iter().map(|(a, b)| (a, text(b))).collect::<Vec<_>>());
+    let (to, first) = out[1].clone();
+    assert_eq!(to, addr(B));
+    let out = no_probes(h.feed_at(&answer(&first, 503, "Service Unavailable", "g"), B, c.at(10)));
+    assert_eq!(out.len(), 2, "{:?}", out.iter().map(|(a, b)| (a, text(b))).collect::<Vec<_>>());
+    assert_eq!((out[0].0, method(&out[0].1)), (addr(B), "ACK".to_string()));
+    let (to, second) = out[1].clone();
+    assert_eq!((to, method(&second)), (addr(A), "INVITE".to_string()));
+    // the next gateway fails too: nothing left, "503 No available gateways" to the caller
+    let out = no_probes(h.feed_at(&answer(&second, 500, "Server Internal Error", "h"), A, c.at(20)));
+    let up: Vec<_> = out.iter().filter(|(a, _)| *a == addr(UAC)).collect();
+    assert_eq!(up.len(), 1, "{:?}", out.iter().map(|(a, b)| (a, text(b))).collect::<Vec<_>>());
+    assert_eq!(status(&up[0].1), 503);
+    assert!(text(&up[0].1).contains("No available gateways"));
+    // a 486 is the callee's answer: it goes back, no failover
+    let inv = text_of_call("+4930999", "g2");
+    let out = no_probes(h.feed_at(&inv, UAC, c.at(100)));
+    let first = out[1].1.clone();
+    let out = no_probes(h.feed_at(&answer(&first, 486, "Busy Here", "b"), B, c.at(110)));
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[1].0, status(&out[1].1)), (addr(UAC), 486));
+}
+
+fn text_of_call(user: &str, call: &str) -> Vec<u8> {
+    text(&invite(call, "")).replace("INVITE sip:service@", &format!("INVITE sip:{user}@")).into_bytes()
+}
+
+#[test]
+fn a_request_leaving_on_another_listener_is_record_routed_twice() {
+    let cfg = ringsip_config::parse(
+        &STATEFUL
+            .replace("listen = [\"udp:127.0.0.1:5060\"]", "listen = [\"udp:127.0.0.1:5060\", \"udp:[::1]:5060\"]")
+            .replace(
+                "'select 1 else reply 503 \"No destination\"', \"record_route\", \"on_failure failover\", \"relay\"",
+                "\"record_route\", 'relay \"udp:[::1]:5090\"'",
+            ),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let shared = Arc::new(Shared::new(&cfg).unwrap());
+    let f = Factory::new(shared, Arc::new(Mutex::new(Vec::new())));
+    let info = ShardInfo {
+        place: ShardPlace { shard: 0, cpu: 0, node: 0 },
+        shards: 1,
+        listen: vec!["127.0.0.1:5060".parse().unwrap(), "[::1]:5060".parse().unwrap()],
+    };
+    let mut p = f.make(&info, Arc::new(ShardStats::default()));
+    let io = ShardStats::default();
+    let mut batches = vec![SendBatch::new(64, 1 << 20), SendBatch::new(64, 1 << 20)];
+    let fds = [-1, -1];
+    let now = p.txns.instant(0);
+    {
+        let mut out = Outbox::new(&mut batches, &fds, &io, 20_000);
+        let inv = invite("d1", "");
+        let d = Datagram { data: &inv, src: UAC.parse().unwrap(), local: addr("127.0.0.1:5060"), listen: 0, now };
+        p.datagram(&d, &mut out);
+    }
+    let v6: Vec<_> = batches[1].queued().map(|(a, b)| (a, b.to_vec())).collect();
+    assert_eq!(v6.len(), 1);
+    assert_eq!(v6[0].0, addr("[::1]:5090"));
+    let m = Message::parse(&v6[0].1).unwrap();
+    // RFC 5658: the socket it leaves on first (the UAS's side), then the one it came in on
+    assert_eq!(m.header(HeaderName::RecordRoute), Some(&b"<sip:[::1]:5060;lr>, <sip:127.0.0.1:5060;lr>"[..]));
+    assert_eq!(m.via().unwrap().host_bytes(), b"[::1]");
+}

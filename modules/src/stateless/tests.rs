@@ -51,7 +51,7 @@ impl H {
         H::with_path(cfg, Path::new("t.toml"))
     }
 
-    fn with_path(cfg: &str, path: &Path) -> H {
+    pub(super) fn with_path(cfg: &str, path: &Path) -> H {
         let cfg = ringsip_config::parse(cfg, path).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(&cfg).unwrap());
         let f = Factory::new(shared.clone(), Arc::new(Mutex::new(Vec::new())));
