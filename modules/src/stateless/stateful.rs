@@ -55,6 +55,22 @@ pub(crate) struct Plan {
     pub fork: bool,
 }
 
+/// Queue a copy of `bytes` to `dest` from listen socket `listen`.
+fn send_copy(out: &mut Outbox<'_>, listen: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
+    out.send(listen, dest, |b| {
+        b.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(bytes.len())
+    })
+}
+
+/// How the last branch of a failed transaction ended (what a failure route sees).
+#[derive(Clone, Copy)]
+struct Ended {
+    timeout: bool,
+    replied: bool,
+    failed: Option<(usize, usize)>,
+}
+
 /// What a failure route decided.
 enum Decided {
     /// A new branch went out.
@@ -216,10 +232,7 @@ impl StatelessProxy {
                 self.txn_stats.absorbed.inc();
                 if !l.resp.is_empty() {
                     let r = &l.resp;
-                    if out.send(l.listen, l.upstream, |b| {
-                        b.get_mut(..r.len())?.copy_from_slice(r);
-                        Some(r.len())
-                    }) {
+                    if send_copy(out, l.listen, l.upstream, r) {
                         self.txn_stats.retransmissions.inc();
                     }
                 }
@@ -239,11 +252,7 @@ impl StatelessProxy {
             t.server_timer(a);
             if *a == TAction::Retransmit && !t.resp.is_empty() {
                 let resp = &t.resp;
-                if out.send(t.listen, t.upstream, |b| {
-                    let dst = b.get_mut(..resp.len())?;
-                    dst.copy_from_slice(resp);
-                    Some(resp.len())
-                }) {
+                if send_copy(out, t.listen, t.upstream, resp) {
                     self.txn_stats.retransmissions.inc();
                 }
             }
@@ -350,10 +359,7 @@ impl StatelessProxy {
         {
             self.txns.pool.store(&mut resp, self.out_scratch.bytes());
             let r = &resp;
-            if out.send(d.listen, upstream, |b| {
-                b.get_mut(..r.len())?.copy_from_slice(r);
-                Some(r.len())
-            }) {
+            if send_copy(out, d.listen, upstream, r) {
                 self.stats.reply(100);
             }
             let t = &mut self.txns.slots[i];
@@ -427,10 +433,7 @@ impl StatelessProxy {
             dst.copy_from_slice(&b);
         }
         let fwd = &t.fwd;
-        let sent = out.send(li, dest, |o| {
-            o.get_mut(..fwd.len())?.copy_from_slice(fwd);
-            Some(fwd.len())
-        });
+        let sent = send_copy(out, li, dest, fwd);
         let mut acts = Actions::new();
         let kind = if t.invite { ClientKind::Invite } else { ClientKind::NonInvite };
         let client = ClientTransaction::start(kind, Transport::Unreliable, timers, now, &mut acts);
@@ -666,10 +669,7 @@ impl StatelessProxy {
         tx.pool.store(&mut tx.slots[i].resp, self.out_scratch.bytes());
         let t = &tx.slots[i];
         let r = &t.resp;
-        let sent = out.send(t.listen, t.upstream, |b| {
-            b.get_mut(..r.len())?.copy_from_slice(r);
-            Some(r.len())
-        });
+        let sent = send_copy(out, t.listen, t.upstream, r);
         if sent {
             let class = ((code / 100).clamp(1, 6) - 1) as usize;
             self.stats.forwarded_responses[class].inc();
@@ -685,10 +685,10 @@ impl StatelessProxy {
             return;
         }
         let leg = &t.legs[li];
-        let (timeout, replied, failed) = (leg.timeout, leg.replied, leg.dest_ref);
+        let ended = Ended { timeout: leg.timeout, replied: leg.replied, failed: leg.dest_ref };
         if let Some(route) = self.txns.slots[i].failure_route.take() {
             self.txn_stats.failure_routes.inc();
-            if self.run_failure(i, route, timeout, replied, failed, now, out) {
+            if self.run_failure(i, route, ended, now, out) {
                 return;
             }
         }
@@ -697,19 +697,9 @@ impl StatelessProxy {
 
     /// Run failure route `route` for transaction `i`. True when it took care of the
     /// response (a new branch, or its own reply).
-    #[allow(clippy::too_many_arguments)]
-    fn run_failure(
-        &mut self,
-        i: usize,
-        route: usize,
-        timeout: bool,
-        replied: bool,
-        failed: Option<(usize, usize)>,
-        now: u64,
-        out: &mut Outbox<'_>,
-    ) -> bool {
+    fn run_failure(&mut self, i: usize, route: usize, ended: Ended, now: u64, out: &mut Outbox<'_>) -> bool {
         let req = std::mem::take(&mut self.txns.slots[i].req);
-        let decided = self.run_failure_on(i, &req, route, timeout, replied, failed, now, out);
+        let decided = self.run_failure_on(i, &req, route, ended, now, out);
         if !self.txns.slots[i].live {
             self.txns.give(req);
             return true;
@@ -725,18 +715,16 @@ impl StatelessProxy {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn run_failure_on(
         &mut self,
         i: usize,
         req: &[u8],
         route: usize,
-        timeout: bool,
-        replied: bool,
-        failed: Option<(usize, usize)>,
+        ended: Ended,
         now: u64,
         out: &mut Outbox<'_>,
     ) -> Decided {
+        let Ended { timeout, replied, failed } = ended;
         let mut m = Message::new();
         if m.parse_into(req).is_err() {
             return Decided::Pass;
@@ -843,10 +831,7 @@ impl StatelessProxy {
         t.final_sent = true;
         let code = if t.best_code == 503 { 500 } else { t.best_code };
         let r = &t.resp;
-        if out.send(t.listen, t.upstream, |b| {
-            b.get_mut(..r.len())?.copy_from_slice(r);
-            Some(r.len())
-        }) {
+        if send_copy(out, t.listen, t.upstream, r) {
             let class = ((code / 100).clamp(1, 6) - 1) as usize;
             self.stats.forwarded_responses[class].inc();
         }
@@ -872,10 +857,7 @@ impl StatelessProxy {
         t.final_sent = true;
         if ok {
             let r = &t.resp;
-            if out.send(t.listen, t.upstream, |b| {
-                b.get_mut(..r.len())?.copy_from_slice(r);
-                Some(r.len())
-            }) {
+            if send_copy(out, t.listen, t.upstream, r) {
                 self.stats.reply(code);
             }
         }
