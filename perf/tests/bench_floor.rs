@@ -40,33 +40,42 @@ fn build_floor() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-#[test]
-fn lb_through_sip_floor() {
+/// Run `ringsip-bench <command>` through the floor forwarder on its own ports (`base`+60,
+/// +80/+81, +100) at 500 calls/s for 2 s and return its JSON; `None` (skipped) when the
+/// floor cannot be built outside CI.
+fn through_floor(command: &str, base: u16) -> Option<serde_json::Value> {
     let floor = match build_floor() {
         Ok(b) => b,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true: {why}"),
         Err(why) => {
-            eprintln!("SKIPPED lb_through_sip_floor: {why}");
-            return;
+            eprintln!("SKIPPED {command} through sip-floor: {why}");
+            return None;
         }
     };
     let out = Command::new(env!("CARGO_BIN_EXE_ringsip-bench"))
-        .arg("lb")
+        .arg(command)
         .arg("--router-cmd")
         .arg(&floor)
         .args(["--rate", "500", "--duration", "2", "--json", "--quiet", "--idle", "0.5", "--drain", "0.5"])
-        .args(["--target", "127.0.0.1:25060", "--uas-ports", "25080,25081", "--uac-port", "25100"])
+        .args(["--target", &format!("127.0.0.1:{}", base + 60)])
+        .args(["--uas-ports", &format!("{},{}", base + 80, base + 81), "--uac-port", &(base + 100).to_string()])
         .output()
         .expect("run ringsip-bench");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ringsip-bench failed ({}):\n{stderr}", out.status);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
-    assert_eq!(j["ok"], true, "{j:#}");
     let runs = j["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 1);
-    let r = &runs[0];
-    assert_eq!(r["router"], "sip-floor");
+    assert_eq!(runs[0]["router"], "sip-floor");
+    Some(j)
+}
+
+#[test]
+fn lb_through_sip_floor() {
+    let Some(j) = through_floor("lb", 25000) else { return };
+    assert_eq!(j["ok"], true, "{j:#}");
+    let r = &j["runs"][0];
     assert_eq!(r["router_alive"], true);
     assert_eq!(r["attempted"], 1000, "{r:#}");
     assert_eq!(r["succeeded"], 1000, "{r:#}");
@@ -82,34 +91,12 @@ fn lb_through_sip_floor() {
 
 /// `ringsip-bench stateful` through the floor, which sends no 100 Trying and no Record-Route:
 /// the calls still complete (ACK and BYE without a route set go to the router's address), and
-/// the stateful figures say so. Its own ports (25260, 25280/25281, 25300).
+/// the stateful figures say so.
 #[test]
 fn stateful_through_sip_floor() {
-    let floor = match build_floor() {
-        Ok(b) => b,
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED stateful_through_sip_floor: {why}");
-            return;
-        }
-    };
-    let out = Command::new(env!("CARGO_BIN_EXE_ringsip-bench"))
-        .arg("stateful")
-        .arg("--router-cmd")
-        .arg(&floor)
-        .args(["--rate", "500", "--duration", "2", "--json", "--quiet", "--idle", "0.5", "--drain", "0.5"])
-        .args(["--target", "127.0.0.1:25260", "--uas-ports", "25280,25281", "--uac-port", "25300"])
-        .output()
-        .expect("run ringsip-bench");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ringsip-bench failed ({}):\n{stderr}", out.status);
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let Some(j) = through_floor("stateful", 25200) else { return };
     assert_eq!((&j["ok"], &j["command"]), (&true.into(), &"stateful".into()), "{j:#}");
-    let runs = j["runs"].as_array().expect("runs");
-    assert_eq!(runs.len(), 1);
-    let r = &runs[0];
-    assert_eq!(r["router"], "sip-floor");
+    let r = &j["runs"][0];
     assert_eq!((&r["attempted"], &r["succeeded"], &r["failed"]), (&1000.into(), &1000.into(), &0.into()), "{r:#}");
     assert!(r["msgs_routed"].as_u64().unwrap() >= 6000, "{r:#}");
     // the floor answers no INVITE itself and adds no Record-Route

@@ -390,19 +390,41 @@ pub fn run_uac_calling(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let stat = std::fs::read_to_string(dir.join("uac_stat.csv")).unwrap_or_default();
-    let mut lines = stat.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
-    let last: Vec<&str> = lines.rfind(|l| !l.trim().is_empty()).unwrap_or("").split(';').collect();
-    let col = |name: &str| {
-        header
+    let stat = SippStat::read(&dir.join("uac_stat.csv"));
+    CallResult {
+        successful: stat.last("SuccessfulCall(C)"),
+        failed: stat.last("FailedCall(C)"),
+        exit: status.code().unwrap_or(-1),
+    }
+}
+
+/// A sipp statistics file (`-trace_stat -stf FILE`): `;`-separated, a header line, one line
+/// per period.
+pub struct SippStat {
+    header: Vec<String>,
+    last: Vec<String>,
+}
+
+impl SippStat {
+    /// Read `path` (an unreadable or empty file reads as no columns).
+    pub fn read(path: &Path) -> SippStat {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut lines = text.lines();
+        let split = |l: &str| l.split(';').map(str::to_string).collect::<Vec<_>>();
+        let header = split(lines.next().unwrap_or(""));
+        let last = split(lines.rfind(|l| !l.trim().is_empty()).unwrap_or(""));
+        SippStat { header, last }
+    }
+
+    /// Column `name` of the last line as a number (0 when absent).
+    pub fn last(&self, name: &str) -> u64 {
+        self.header
             .iter()
-            .position(|h| *h == name)
-            .and_then(|i| last.get(i))
+            .position(|h| h == name)
+            .and_then(|i| self.last.get(i))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
-    };
-    CallResult { successful: col("SuccessfulCall(C)"), failed: col("FailedCall(C)"), exit: status.code().unwrap_or(-1) }
+    }
 }
 
 /// Wait until `cond` holds (polling every 100 ms) or `timeout` passes; returns whether it held.
