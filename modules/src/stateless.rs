@@ -999,17 +999,17 @@ impl StatelessProxy {
             self.stats.dropped(DropReason::Unanswerable);
             return None;
         };
-        let me = |v: &Via<'_>| self.is_our_sent_by(v);
-        let stateful_loop = |v: &Via<'_>| {
-            me(v)
-                && v.branch().is_some_and(|b| {
-                    b.starts_with(table::TXN_PREFIX)
-                        && table::loop_part(b).ends_with(&branch.loop_part()[proxy::BRANCH_PREFIX.len()..])
-                })
+        // one of ringsip's Vias (stateless or stateful branch) with the same loop half: a loop
+        // (§16.3 step 4); one pass over the Vias for both kinds
+        let hash = &branch.loop_part()[proxy::BRANCH_PREFIX.len()..];
+        let looped = |v: &Via<'_>| {
+            v.branch().is_some_and(|b| {
+                (Branch::is_ours(b) && b.starts_with(branch.loop_part())
+                    || b.starts_with(table::TXN_PREFIX) && table::loop_part(b).ends_with(hash))
+                    && self.is_our_sent_by(v)
+            })
         };
-        let looped_stateful =
-            m.via().is_ok_and(stateful_loop) || m.vias_after_top().filter_map(Result::ok).any(|v| stateful_loop(&v));
-        if looped_stateful || proxy::has_looped(m, &branch, me) {
+        if m.via().is_ok_and(looped) || m.vias_after_top().filter_map(Result::ok).any(|v| looped(&v)) {
             self.reply(m, d, 482, b"Loop Detected", None, out);
             return None;
         }

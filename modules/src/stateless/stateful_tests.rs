@@ -507,3 +507,14 @@ fn a_request_leaving_on_another_listener_is_record_routed_twice() {
     assert_eq!(m.header(HeaderName::RecordRoute), Some(&b"<sip:[::1]:5060;lr>, <sip:127.0.0.1:5060;lr>"[..]));
     assert_eq!(m.via().unwrap().host_bytes(), b"[::1]");
 }
+
+#[test]
+fn a_relayed_request_that_comes_back_is_a_loop() {
+    let (mut h, c) = stateful();
+    let out = h.feed_at(&invite("lp", ""), UAC, c.at(0));
+    let fwd = out[1].1.clone();
+    // the destination sends it straight back: ringsip's stateful Via with the same loop hash
+    let (_, r) = one(h.feed_at(&fwd, A, c.at(5)));
+    assert_eq!(status(&r), 482, "{}", text(&r));
+    assert_eq!(live(&h), 1, "no second transaction");
+}
