@@ -216,22 +216,23 @@ fn parse_set(
 }
 
 fn algorithm(d: &mut Diag<'_>, v: &Val<'_>) -> Option<Algorithm> {
-    let from_number =
-        |d: &mut Diag<'_>, n: i64| -> Option<Algorithm> {
-            if let Some(a) = Algorithm::from_number(n) {
-                return Some(a);
-            }
-            let msg = match n {
-            10 => "algorithm 10 (call load) needs the stateful proxy; not available yet".to_string(),
-            12 => "algorithm 12 (parallel forking to every destination) needs the stateful proxy; not available yet"
+    let from_number = |d: &mut Diag<'_>, n: i64| -> Option<Algorithm> {
+        if let Some(a) = Algorithm::from_number(n) {
+            return Some(a);
+        }
+        let msg = match n {
+            10 => "algorithm 10 (call load) is not available yet: it needs per-destination call counts".to_string(),
+            12 => "algorithm 12 (parallel forking to every destination) is the `fork` action in ringsip: \
+                   select the set with another algorithm, then `fork` instead of `relay`"
                 .to_string(),
-            13 => "algorithm 13 (latency-optimized) needs latency statistics from the stateful proxy; not available yet"
-                .to_string(),
-            _ => format!("unknown algorithm {n} (numbers 0-9 and 11; 10, 12 and 13 need the stateful proxy)"),
+            13 => "algorithm 13 (latency-optimized) is not available yet: it needs latency statistics".to_string(),
+            _ => format!(
+                "unknown algorithm {n} (numbers 0-9 and 11; 10 and 13 are not available yet, 12 is the `fork` action)"
+            ),
         };
-            d.span(&v.span(), msg);
-            None
-        };
+        d.span(&v.span(), msg);
+        None
+    };
     match v.get_ref() {
         DeValue::Integer(_) => {
             let n = walk::integer(d, v, "algorithm")?;

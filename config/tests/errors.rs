@@ -234,14 +234,14 @@ fn algorithm_numbers_and_names() {
 }
 
 #[test]
-fn algorithm_needing_the_stateful_proxy() {
+fn algorithms_ringsip_does_not_have_say_what_to_do_instead() {
     let text = BASE.replace("\"round-robin\"", "10");
-    let e = expect(&text, "algorithm = 10", "algorithm 10 (call load) needs the stateful proxy; not available yet");
+    let e = expect(&text, "algorithm = 10", "algorithm 10 (call load) is not available yet");
     assert_eq!(e.col, 13);
     let text = BASE.replace("\"round-robin\"", "\"call-load\"");
-    expect(&text, "call-load", "algorithm 10 (call load) needs the stateful proxy");
+    expect(&text, "call-load", "algorithm 10 (call load) is not available yet");
     let text = BASE.replace("\"round-robin\"", "12");
-    expect(&text, "algorithm = 12", "algorithm 12 (parallel forking");
+    expect(&text, "algorithm = 12", "algorithm 12 (parallel forking to every destination) is the `fork` action");
     let text = BASE.replace("\"round-robin\"", "13");
     expect(&text, "algorithm = 13", "algorithm 13 (latency-optimized)");
 }
