@@ -1,0 +1,10 @@
+//! ringsip's media plane (issue 6, in progress).
+//!
+//! * [`bencode`]: a bounded, zero-copy bencode reader and a writer into a caller's buffer.
+//! * [`ng`]: rtpengine's "ng" control protocol on top of it: a request datagram
+//!   (`cookie SP dictionary`) read into a typed [`ng::Request`], and replies written back.
+//!
+//! Both are sans-IO: bytes in, values or bytes out; no allocation, no clock.
+
+pub mod bencode;
+pub mod ng;
