@@ -3,8 +3,10 @@
 //! * [`bencode`]: a bounded, zero-copy bencode reader and a writer into a caller's buffer.
 //! * [`ng`]: rtpengine's "ng" control protocol on top of it: a request datagram
 //!   (`cookie SP dictionary`) read into a typed [`ng::Request`], and replies written back.
+//! * [`anchor`]: the SDP rewrite that points each side's media at the relay.
 //!
 //! Both are sans-IO: bytes in, values or bytes out; no allocation, no clock.
 
+pub mod anchor;
 pub mod bencode;
 pub mod ng;
