@@ -4,9 +4,12 @@
 //! * [`ng`]: rtpengine's "ng" control protocol on top of it: a request datagram
 //!   (`cookie SP dictionary`) read into a typed [`ng::Request`], and replies written back.
 //! * [`anchor`]: the SDP rewrite that points each side's media at the relay.
+//! * [`ports`]: per-shard pools of RTP/RTCP port pairs.
 //!
-//! Both are sans-IO: bytes in, values or bytes out; no allocation, no clock.
+//! All of it is sans-IO: bytes in, values or bytes out; no clock, and no allocation after
+//! setup.
 
 pub mod anchor;
 pub mod bencode;
 pub mod ng;
+pub mod ports;
