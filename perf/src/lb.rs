@@ -350,7 +350,8 @@ fn response(w: &mut &mut [u8], fwd: &[u8], status: &str, call: u64) -> std::io::
     write!(w, "Contact: <sip:uas@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n")
 }
 
-fn eq(name: &[u8], want: &str) -> bool {
+/// Is header name `name` (as written, maybe padded) `want`, case-insensitively?
+pub(crate) fn eq(name: &[u8], want: &str) -> bool {
     name.trim_ascii().eq_ignore_ascii_case(want.as_bytes())
 }
 

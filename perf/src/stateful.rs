@@ -44,6 +44,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::lb::eq;
 use ringsip_modules::stateless::{Factory, Registry, Shared, StatelessProxy};
 use ringsip_proto::{ContactValue, HeaderName, Message};
 use ringsip_runtime::{Datagram, Handler, HandlerFactory, Outbox, SendBatch, ShardInfo, ShardPlace, ShardStats};
@@ -758,10 +759,6 @@ fn response(
     } else {
         write!(w, "Content-Length: 0\r\n\r\n")
     }
-}
-
-fn eq(name: &[u8], want: &str) -> bool {
-    name.trim_ascii().eq_ignore_ascii_case(want.as_bytes())
 }
 
 #[cfg(test)]
