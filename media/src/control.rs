@@ -45,11 +45,42 @@ pub struct Totals {
     pub errors: u64,
     /// Offers refused because the port pool was empty.
     pub no_ports: u64,
+    /// Calls ended by the inactivity timeout.
+    pub expired: u64,
 }
+
+/// Why an offer or answer failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpError {
+    /// No call-id, from-tag or SDP.
+    Missing,
+    /// The SDP does not parse.
+    BadSdp,
+    /// An answer for a call with no offer.
+    UnknownCall,
+    /// The port pool is empty.
+    NoPorts,
+    /// The rewritten SDP does not fit, or the SDP cannot be rewritten.
+    Rewrite(anchor::Error),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Missing => f.write_str("missing call-id, from-tag or sdp"),
+            OpError::BadSdp => f.write_str("the SDP is not valid"),
+            OpError::UnknownCall => f.write_str("unknown call"),
+            OpError::NoPorts => f.write_str("no free media ports"),
+            OpError::Rewrite(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
 
 /// One shard's media control state.
 pub struct Control {
-    addr: IpAddr,
+    advertise: IpAddr,
     pool: Pool,
     /// The relay table the packet path uses.
     pub table: Table,
@@ -61,9 +92,10 @@ pub struct Control {
 const SDP_MAX: usize = 16 * 1024;
 
 impl Control {
-    /// Media on `addr` with the ports of `pool` (the table covers the same range).
-    pub fn new(addr: IpAddr, pool: Pool, table: Table) -> Control {
-        Control { addr, pool, table, calls: HashMap::new(), totals: Totals::default() }
+    /// Media advertised at `advertise` (written into rewritten SDP) with the ports of `pool`
+    /// (the table covers the same range).
+    pub fn new(advertise: IpAddr, pool: Pool, table: Table) -> Control {
+        Control { advertise, pool, table, calls: HashMap::new(), totals: Totals::default() }
     }
 
     /// Totals since start.
@@ -123,11 +155,41 @@ impl Control {
         reply_error(out, cookie, why.as_bytes())
     }
 
+    /// `ok` with the SDP `op` wrote, or `error` with its reason.
+    fn sdp_reply(
+        &mut self,
+        req: &Request<'_>,
+        out: &mut [u8],
+        op: impl FnOnce(&mut Control, &mut [u8]) -> Result<usize, OpError>,
+    ) -> Option<usize> {
+        let mut sdp_out = [0u8; SDP_MAX];
+        match op(self, &mut sdp_out) {
+            Ok(n) => {
+                let mut r = Reply::new(out, req.cookie, b"ok");
+                r.writer().entry(b"sdp", &sdp_out[..n]);
+                r.finish()
+            }
+            Err(e) => self.error(out, req.cookie, &e.to_string()),
+        }
+    }
+
     fn offer(&mut self, req: &Request<'_>, now: u64, out: &mut [u8]) -> Option<usize> {
+        self.sdp_reply(req, out, |c, sdp_out| c.offer_sdp(req, now, sdp_out))
+    }
+
+    fn answer(&mut self, req: &Request<'_>, out: &mut [u8]) -> Option<usize> {
+        self.sdp_reply(req, out, |c, sdp_out| c.answer_sdp(req, sdp_out))
+    }
+
+    /// An offer (ng's, or one the SIP route found in an INVITE/UPDATE): the call's sessions
+    /// (made on its first offer, one per active media section; kept by later ones), the
+    /// caller's side expected where the offer says, and the offer rewritten to the
+    /// callee-facing ports written into `sdp_out` (its length returned).
+    pub fn offer_sdp(&mut self, req: &Request<'_>, now: u64, sdp_out: &mut [u8]) -> Result<usize, OpError> {
         let (Some(call_id), Some(from_tag), Some(body)) = (req.call_id, req.from_tag, req.sdp) else {
-            return self.error(out, req.cookie, "missing call-id, from-tag or sdp");
+            return Err(OpError::Missing);
         };
-        let Ok(sdp) = Sdp::parse(body) else { return self.error(out, req.cookie, "the offer's SDP is not valid") };
+        let sdp = Sdp::parse(body).map_err(|_| OpError::BadSdp)?;
         let key = call_key(call_id, from_tag);
         let mode = Mode { latch: !req.flags.asymmetric, strict_source: !req.flags.asymmetric };
         if !self.calls.contains_key(&key) {
@@ -141,7 +203,7 @@ impl Control {
                     // give back what this offer took
                     self.release(&call);
                     self.totals.no_ports += 1;
-                    return self.error(out, req.cookie, "no free media ports");
+                    return Err(OpError::NoPorts);
                 };
                 call.sessions.push(self.table.add([pa, pb], mode, now));
             }
@@ -160,17 +222,17 @@ impl Control {
             }
         }
         self.totals.offers += 1;
-        self.rewritten(req, body, &sdp, ports, out)
+        self.rewrite(req, body, &sdp, ports, sdp_out)
     }
 
-    fn answer(&mut self, req: &Request<'_>, out: &mut [u8]) -> Option<usize> {
+    /// An answer: the callee's side expected where the answer says, and the answer rewritten
+    /// to the caller-facing ports written into `sdp_out`.
+    pub fn answer_sdp(&mut self, req: &Request<'_>, sdp_out: &mut [u8]) -> Result<usize, OpError> {
         let (Some(call_id), Some(from_tag), Some(body)) = (req.call_id, req.from_tag, req.sdp) else {
-            return self.error(out, req.cookie, "missing call-id, from-tag or sdp");
+            return Err(OpError::Missing);
         };
-        let Ok(sdp) = Sdp::parse(body) else { return self.error(out, req.cookie, "the answer's SDP is not valid") };
-        let Some(call) = self.calls.get(&call_key(call_id, from_tag)) else {
-            return self.error(out, req.cookie, "unknown call");
-        };
+        let sdp = Sdp::parse(body).map_err(|_| OpError::BadSdp)?;
+        let call = self.calls.get(&call_key(call_id, from_tag)).ok_or(OpError::UnknownCall)?;
         let mut ports = [0u16; MAX_MEDIA];
         for (k, m) in sdp.media().iter().enumerate() {
             let Some(Some(id)) = call.sessions.get(k) else { continue };
@@ -181,33 +243,24 @@ impl Control {
             }
         }
         self.totals.answers += 1;
-        self.rewritten(req, body, &sdp, ports, out)
+        self.rewrite(req, body, &sdp, ports, sdp_out)
     }
 
-    /// `ok` with the SDP rewritten to `ports` on this relay.
-    fn rewritten(
+    fn rewrite(
         &mut self,
         req: &Request<'_>,
         body: &[u8],
         sdp: &Sdp<'_>,
         ports: [u16; MAX_MEDIA],
-        out: &mut [u8],
-    ) -> Option<usize> {
+        sdp_out: &mut [u8],
+    ) -> Result<usize, OpError> {
         let a = Anchor {
-            addr: self.addr,
+            addr: self.advertise,
             ports,
             replace_origin: req.flags.replace_origin,
             ice_remove: req.flags.ice == Ice::Remove,
         };
-        let mut sdp_out = [0u8; SDP_MAX];
-        match anchor::rewrite(body, sdp, &a, &mut sdp_out) {
-            Ok(n) => {
-                let mut r = Reply::new(out, req.cookie, b"ok");
-                r.writer().entry(b"sdp", &sdp_out[..n]);
-                r.finish()
-            }
-            Err(e) => self.error(out, req.cookie, &e.to_string()),
-        }
+        anchor::rewrite(body, sdp, &a, sdp_out).map_err(OpError::Rewrite)
     }
 
     fn release(&mut self, call: &Call) {
@@ -220,23 +273,55 @@ impl Control {
         }
     }
 
-    fn delete(&mut self, req: &Request<'_>, out: &mut [u8]) -> Option<usize> {
-        let Some(call_id) = req.call_id else { return self.error(out, req.cookie, "missing call-id") };
-        // with a from-tag, that call; without, every call with this call-id
+    /// End the calls with `call_id` (only the one with `from_tag` when given): their ports
+    /// go back to the pool. Returns how many ended.
+    pub fn delete_call(&mut self, call_id: &[u8], from_tag: Option<&[u8]>) -> usize {
         let keys: Vec<Vec<u8>> = self
             .calls
             .keys()
-            .filter(|k| call_id_of(k) == call_id && req.from_tag.is_none_or(|t| tag_of(k) == t))
+            .filter(|k| call_id_of(k) == call_id && from_tag.is_none_or(|t| tag_of(k) == t))
             .cloned()
             .collect();
-        if keys.is_empty() {
-            return self.error(out, req.cookie, "unknown call");
-        }
-        for k in keys {
-            if let Some(call) = self.calls.remove(&k) {
+        for k in &keys {
+            if let Some(call) = self.calls.remove(k) {
                 self.release(&call);
                 self.totals.deletes += 1;
             }
+        }
+        keys.len()
+    }
+
+    /// End the calls none of whose sessions passed a packet since `idle_since` (sessions
+    /// count from their creation). Returns how many ended.
+    pub fn expire(&mut self, idle_since: u64) -> usize {
+        let table = &self.table;
+        let idle: Vec<Vec<u8>> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.sessions.iter().flatten().all(|id| table.get(*id).is_none_or(|s| s.last_packet < idle_since))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &idle {
+            if let Some(call) = self.calls.remove(k) {
+                self.release(&call);
+                self.totals.expired += 1;
+            }
+        }
+        idle.len()
+    }
+
+    /// Ports free in the pool.
+    pub fn ports_free(&self) -> usize {
+        self.pool.available()
+    }
+
+    fn delete(&mut self, req: &Request<'_>, out: &mut [u8]) -> Option<usize> {
+        let Some(call_id) = req.call_id else { return self.error(out, req.cookie, "missing call-id") };
+        // with a from-tag, that call; without, every call with this call-id
+        if self.delete_call(call_id, req.from_tag) == 0 {
+            return self.error(out, req.cookie, "unknown call");
         }
         reply_ok(out, req.cookie, Command::Delete)
     }
@@ -357,6 +442,27 @@ mod tests {
         assert!(matches!(c.table.packet(to_a, "192.0.2.10:4000".parse().unwrap(), 172, 6), Verdict::Drop(_)));
         assert_eq!(reply(&mut c, &request("delete", &[]), 7).0, "error", "already gone");
         assert_eq!(c.totals().deletes, 1);
+    }
+
+    #[test]
+    fn idle_calls_expire_and_active_ones_stay() {
+        let mut c = control();
+        for (i, at) in [(1, 0), (2, 0)] {
+            let req = request("offer", &[("from-tag", &format!("f{i}")), ("sdp", &sdp("192.0.2.10", 4000))]);
+            assert_eq!(reply(&mut c, &req, at).0, "ok");
+        }
+        let free = c.ports_free();
+        // call f1's sessions see a packet at 50; f2's never do
+        let id = c.calls[&call_key(b"call1", b"f1")].sessions[0].unwrap();
+        let port = c.table.get(id).unwrap().legs[0].port;
+        let _ = c.table.packet(port, "192.0.2.10:4000".parse().unwrap(), 172, 50);
+        assert_eq!(c.expire(10), 1, "f2 idle since its offer at 0");
+        assert_eq!(c.calls(), 1);
+        assert_eq!(c.ports_free(), free + 2);
+        assert_eq!(c.expire(40), 0, "f1 had a packet at 50");
+        assert_eq!(c.expire(60), 1);
+        assert_eq!(c.totals().expired, 2);
+        assert_eq!(c.delete_call(b"call1", None), 0);
     }
 
     #[test]

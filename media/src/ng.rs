@@ -160,6 +160,24 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// A request built in process (the SIP route's anchoring uses the same operations as the
+    /// ng port): no cookie, no keys, default flags.
+    pub fn new(command: Command) -> Request<'a> {
+        Request {
+            cookie: b"",
+            command,
+            call_id: None,
+            from_tag: None,
+            to_tag: None,
+            via_branch: None,
+            sdp: None,
+            received_from: None,
+            direction: [None, None],
+            limit: None,
+            flags: Flags::default(),
+        }
+    }
+
     /// Read a request datagram.
     pub fn parse(datagram: &'a [u8]) -> Result<Request<'a>, Error> {
         let sp = datagram.iter().position(|&b| b == b' ').ok_or(Error::NoCookie)?;

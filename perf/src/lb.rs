@@ -167,7 +167,13 @@ impl Lb {
         let shared = Arc::new(Shared::new(&cfg).unwrap_or_else(|e| panic!("{e}")));
         let factory = Factory::new(shared, Arc::new(Mutex::new(Vec::new())));
         let local: SocketAddr = LISTEN.parse().expect("address");
-        let info = ShardInfo { place: ShardPlace { shard: 0, cpu: 0, node: 0 }, shards: 1, listen: vec![local] };
+        let info = ShardInfo {
+            place: ShardPlace { shard: 0, cpu: 0, node: 0 },
+            shards: 1,
+            listen: vec![local],
+            media_ports: None,
+            media_addr: None,
+        };
         Lb {
             shard: Driver {
                 proxy: factory.make(&info, Arc::new(ShardStats::default())),

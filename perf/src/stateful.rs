@@ -263,7 +263,13 @@ impl Stateful {
         let registry: Registry = Arc::new(Mutex::new(Vec::new()));
         let factory = Factory::new(shared, registry.clone());
         let local: SocketAddr = LISTEN.parse().expect("address");
-        let info = ShardInfo { place: ShardPlace { shard: 0, cpu: 0, node: 0 }, shards: 1, listen: vec![local] };
+        let info = ShardInfo {
+            place: ShardPlace { shard: 0, cpu: 0, node: 0 },
+            shards: 1,
+            listen: vec![local],
+            media_ports: None,
+            media_addr: None,
+        };
         let proxy = factory.make(&info, Arc::new(ShardStats::default()));
         // virtual time starts now: after the transaction table's epoch and the prober's start
         let t0 = Instant::now();

@@ -86,6 +86,10 @@ pub struct ShardStats {
     pub tx_errors: Counter,
     /// `sendmmsg` calls.
     pub tx_calls: Counter,
+    /// The media relay's IO counters (exported when `media_on`).
+    pub media: std::sync::Arc<MediaStats>,
+    /// Whether this shard relays media.
+    pub media_on: bool,
 }
 
 impl Metrics for ShardStats {
@@ -102,6 +106,50 @@ impl Metrics for ShardStats {
         sink(&c("ringsip_udp_tx_datagrams_total", "UDP datagrams sent", &self.tx_datagrams));
         sink(&c("ringsip_udp_tx_errors_total", "datagrams the kernel refused to send", &self.tx_errors));
         sink(&c("ringsip_udp_tx_calls_total", "sendmmsg calls", &self.tx_calls));
+        if self.media_on {
+            self.media.visit(sink);
+        }
+    }
+}
+
+/// The media IO counters of one shard (the relay's own reasons for drops are the handler's).
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    /// Shard index.
+    pub shard: usize,
+    /// Media packets received.
+    pub rx_packets: Counter,
+    /// Media packets queued for sending.
+    pub tx_packets: Counter,
+    /// Sends the kernel refused.
+    pub tx_errors: Counter,
+    /// Receive errors.
+    pub rx_errors: Counter,
+    /// Packets larger than a receive buffer (dropped).
+    pub truncated: Counter,
+    /// Times a receive found no free buffer (the kernel kept the packet queued).
+    pub no_buffers: Counter,
+    /// Packets dropped because every send slot was in flight.
+    pub send_full: Counter,
+    /// Waits for completions (`io_uring_enter`): packets per wait is the batch size.
+    pub waits: Counter,
+}
+
+impl Metrics for MediaStats {
+    fn visit(&self, sink: &mut dyn FnMut(&Metric<'_>)) {
+        let c = |name, help, v: &Counter| Metric { name, help, kind: Kind::Counter, labels: &[], value: v.get() };
+        sink(&c("ringsip_media_rx_packets_total", "media packets received", &self.rx_packets));
+        sink(&c("ringsip_media_tx_packets_total", "media packets queued for sending", &self.tx_packets));
+        sink(&c("ringsip_media_tx_errors_total", "media sends refused", &self.tx_errors));
+        sink(&c("ringsip_media_rx_errors_total", "media receive errors", &self.rx_errors));
+        sink(&c("ringsip_media_truncated_total", "media packets larger than a buffer, dropped", &self.truncated));
+        sink(&c(
+            "ringsip_media_no_buffers_total",
+            "receives that found the buffer ring empty (packets wait in the socket)",
+            &self.no_buffers,
+        ));
+        sink(&c("ringsip_media_send_full_total", "media packets dropped with every send slot busy", &self.send_full));
+        sink(&c("ringsip_media_waits_total", "io_uring waits of the media loop", &self.waits));
     }
 }
 

@@ -10,12 +10,13 @@
 //! sound in a `SAFETY:` comment.
 
 pub mod counters;
+pub mod media;
 pub mod priority;
 pub mod shard;
 pub mod topology;
 pub mod udp;
 
-pub use counters::{Counter, Kind, Metric, Metrics, ShardStats};
+pub use counters::{Counter, Kind, MediaStats, Metric, Metrics, ShardStats};
 pub use shard::{Datagram, Handler, HandlerFactory, Outbox, Running, RuntimeConfig, ShardInfo, ShardReady, start};
 pub use topology::{Placement, ShardPlace, Topology, format_cpu_list, parse_cpu_list};
 pub use udp::{RecvBatch, SendBatch};

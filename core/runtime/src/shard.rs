@@ -15,7 +15,8 @@
 //! how long a stop request waits.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement as GPlacement};
 use tracing::{debug, info, warn};
 
-use crate::counters::ShardStats;
+use crate::counters::{MediaStats, ShardStats};
+use crate::media::{MediaIo, MediaIoConfig};
 use crate::topology::{Placement, ShardPlace};
 use crate::udp::{self, BufferSizes, RecvBatch, SendBatch};
 
@@ -46,6 +48,22 @@ pub struct RuntimeConfig {
     pub max_datagram: usize,
     /// How often [`Handler::tick`] runs.
     pub tick: Duration,
+    /// The media relay, when configured: the shards then wait in an io_uring
+    /// ([`crate::media`]) that carries media, the SIP sockets and the control port together.
+    pub media: Option<MediaSetup>,
+}
+
+/// Media relay settings for the runtime.
+#[derive(Clone, Debug)]
+pub struct MediaSetup {
+    /// The address media ports bind.
+    pub addr: IpAddr,
+    /// Each shard's port range, in shard order (disjoint).
+    pub shard_ports: Vec<RangeInclusive<u16>>,
+    /// The ng control port (UDP, bound by every shard with `SO_REUSEPORT`).
+    pub control: Option<SocketAddr>,
+    /// How long a wait lingers for more completions once one is there.
+    pub min_wait: Duration,
 }
 
 /// One received datagram.
@@ -114,6 +132,16 @@ pub trait Handler {
     fn datagram(&mut self, d: &Datagram<'_>, out: &mut Outbox<'_>);
     /// Run timers (health probes, expiries).
     fn tick(&mut self, now: Instant, out: &mut Outbox<'_>);
+    /// A media packet arrived on local port `port` from `src`: where to send it (from which
+    /// local media port, to which address), or `None` to drop it. Per packet: no allocation.
+    fn media_packet(&mut self, _port: u16, _src: SocketAddr, _data: &[u8], _now: Instant) -> Option<(u16, SocketAddr)> {
+        None
+    }
+    /// A datagram on the media control port (rtpengine's ng protocol): write the reply into
+    /// `reply` and return its length (0: no reply).
+    fn media_control(&mut self, _data: &[u8], _src: SocketAddr, _now: Instant, _reply: &mut [u8]) -> usize {
+        0
+    }
 }
 
 /// What a shard is told about itself.
@@ -125,6 +153,10 @@ pub struct ShardInfo {
     pub shards: usize,
     /// The listen addresses, in order (actual addresses, port 0 resolved).
     pub listen: Vec<SocketAddr>,
+    /// This shard's media ports (its port pool), when the relay is configured.
+    pub media_ports: Option<RangeInclusive<u16>>,
+    /// The media address.
+    pub media_addr: Option<IpAddr>,
 }
 
 /// Builds one [`Handler`] per shard.
@@ -181,7 +213,12 @@ pub fn start<F: HandlerFactory>(cfg: RuntimeConfig, factory: Arc<F>, stop: Arc<A
     let mut stats = Vec::with_capacity(shards);
     let cfg = Arc::new(cfg);
     for place in cfg.placement.shards.clone() {
-        let st = Arc::new(ShardStats { shard: place.shard, ..ShardStats::default() });
+        let st = Arc::new(ShardStats {
+            shard: place.shard,
+            media: Arc::new(MediaStats { shard: place.shard, ..MediaStats::default() }),
+            media_on: cfg.media.is_some(),
+            ..ShardStats::default()
+        });
         stats.push(st.clone());
         let (cfg, factory, stop, tx) = (cfg.clone(), factory.clone(), stop.clone(), tx.clone());
         let builder = LocalExecutorBuilder::new(GPlacement::Fixed(place.cpu))
@@ -243,19 +280,41 @@ async fn shard_main<F: HandlerFactory>(
         bound.push((udp::local_addr(&fd)?, sizes));
         sockets.push(fd);
     }
-    // one socket: block in recvmmsg itself; several: poll, then drain without blocking
-    let single = sockets.len() == 1;
+    // one socket: block in recvmmsg itself; several: poll, then drain without blocking (with
+    // media, the io_uring wait covers every socket)
+    let single = sockets.len() == 1 && cfg.media.is_none();
     if single {
         udp::set_recv_timeout(sockets[0].as_raw_fd(), cfg.tick)?;
     }
     let fds: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
-    let info = ShardInfo { place, shards, listen: bound.iter().map(|(a, _)| *a).collect() };
+    let media_ports = cfg.media.as_ref().and_then(|m| m.shard_ports.get(place.shard).cloned());
+    let info = ShardInfo {
+        place,
+        shards,
+        listen: bound.iter().map(|(a, _)| *a).collect(),
+        media_ports: media_ports.clone(),
+        media_addr: cfg.media.as_ref().map(|m| m.addr),
+    };
     let mut handler = factory.make(&info, stats.clone());
     let reserve = cfg.max_datagram + 4096;
     let arena = (cfg.batch * 2048).max(4 * reserve);
     let mut batches: Vec<SendBatch> = (0..fds.len()).map(|_| SendBatch::new(cfg.batch, arena)).collect();
     let mut recvs: Vec<RecvBatch> = (0..fds.len()).map(|_| RecvBatch::new(cfg.batch, cfg.max_datagram)).collect();
     let mut readable = vec![false; fds.len()];
+
+    if let Some(media) = &cfg.media {
+        let ports = media_ports.ok_or_else(|| io::Error::other("no media port range for this shard"))?;
+        return media_loop(
+            MediaLoop { cfg: &cfg, media, ports, place, bound: &bound, fds: &fds, reserve },
+            &mut handler,
+            &mut batches,
+            &mut recvs,
+            &stats,
+            &stop,
+            ready,
+        )
+        .await;
+    }
     let _ = ready.send(Ok(ShardReady { shard: place.shard, sockets: bound.clone() }));
     info!(shard = place.shard, cpu = place.cpu, node = place.node, "shard running");
 
@@ -312,6 +371,135 @@ async fn shard_main<F: HandlerFactory>(
         glommio::yield_if_needed().await;
     }
     info!(shard = place.shard, "shard stopped");
+    Ok(())
+}
+
+/// What the media loop works with besides the handler and the SIP batches.
+struct MediaLoop<'a> {
+    cfg: &'a RuntimeConfig,
+    media: &'a MediaSetup,
+    ports: RangeInclusive<u16>,
+    place: ShardPlace,
+    bound: &'a [(SocketAddr, BufferSizes)],
+    fds: &'a [RawFd],
+    reserve: usize,
+}
+
+/// The shard loop when it relays media: one io_uring wait for media completions, the SIP
+/// sockets' readiness and the control port's; then media forwarding, SIP batches, control
+/// requests and timers, in that order.
+async fn media_loop<H: Handler>(
+    l: MediaLoop<'_>,
+    handler: &mut H,
+    batches: &mut [SendBatch],
+    recvs: &mut [RecvBatch],
+    stats: &Arc<ShardStats>,
+    stop: &AtomicBool,
+    ready: &mpsc::Sender<Result<ShardReady, String>>,
+) -> io::Result<()> {
+    let control = match l.media.control {
+        Some(addr) => Some(
+            udp::bind_reuseport(addr, 1 << 20, 1 << 20)
+                .map_err(|e| io::Error::new(e.kind(), format!("media control {addr}: {e}")))?
+                .0,
+        ),
+        None => None,
+    };
+    let mut polled: Vec<RawFd> = l.fds.to_vec();
+    if let Some(c) = &control {
+        polled.push(c.as_raw_fd());
+    }
+    let mut io_cfg = MediaIoConfig::new(l.media.addr, l.ports.clone());
+    io_cfg.min_wait = l.media.min_wait;
+    let mut media = MediaIo::new(&io_cfg, &polled, stats.media.clone())?;
+    let _ = ready.send(Ok(ShardReady { shard: l.place.shard, sockets: l.bound.to_vec() }));
+    info!(
+        shard = l.place.shard,
+        cpu = l.place.cpu,
+        node = l.place.node,
+        media_ports = %format!("{}-{}", l.ports.start(), l.ports.end()),
+        control = ?l.media.control,
+        "shard running with the media relay"
+    );
+    let control_index = l.fds.len();
+    let mut control_recv = RecvBatch::new(32, 64 * 1024);
+    let mut control_send = SendBatch::new(32, 32 * 64 * 1024);
+    let mut reply = vec![0u8; 64 * 1024];
+    let mut next_tick = Instant::now() + l.cfg.tick;
+    while !stop.load(Ordering::Acquire) {
+        let timeout = next_tick.saturating_duration_since(Instant::now());
+        if let Err(e) = media.wait(timeout) {
+            stats.media.rx_errors.inc();
+            warn!(error = %e, "media wait failed");
+        }
+        let now = Instant::now();
+        let done = media.complete(|port, src, data| handler.media_packet(port, src, data, now));
+        for (i, recv) in recvs.iter_mut().enumerate() {
+            if done.ready & (1 << i) == 0 {
+                continue;
+            }
+            loop {
+                match recv.recv(l.fds[i]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        process(i, n, recv, l.bound, handler, batches, l.fds, stats, l.reserve);
+                        if n < recv.capacity() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        receive_error(stats, l.bound[i].0, &e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(c) = &control
+            && done.ready & (1 << control_index) != 0
+        {
+            let fd = c.as_raw_fd();
+            loop {
+                let n = match control_recv.recv(fd) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warn!(error = %e, "media control receive failed");
+                        break;
+                    }
+                };
+                for k in 0..n {
+                    let Some(r) = control_recv.get(k) else { continue };
+                    if r.truncated {
+                        debug!(src = %r.src, "oversize control datagram dropped");
+                        continue;
+                    }
+                    let len = handler.media_control(r.data, r.src, Instant::now(), &mut reply);
+                    if len > 0 {
+                        let reply = &reply[..len];
+                        control_send.push(r.src, |b| {
+                            let room = b.get_mut(..reply.len())?;
+                            room.copy_from_slice(reply);
+                            Some(reply.len())
+                        });
+                    }
+                }
+                control_send.flush(fd, |dest, e| debug!(%dest, error = %e, "control reply refused"));
+                if n < control_recv.capacity() {
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            let mut out = Outbox { batches: &mut *batches, fds: l.fds, stats, reserve: l.reserve };
+            handler.tick(now, &mut out);
+            for (b, fd) in batches.iter_mut().zip(l.fds.iter()) {
+                flush(b, *fd, stats);
+            }
+            next_tick = now + l.cfg.tick;
+        }
+        glommio::yield_if_needed().await;
+    }
+    info!(shard = l.place.shard, "shard stopped");
     Ok(())
 }
 

@@ -52,6 +52,7 @@ fn shards_echo_in_order_and_stop() {
         batch: 8,
         max_datagram: 2048,
         tick: Duration::from_millis(10),
+        media: None,
     };
     let ticks = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -102,6 +103,7 @@ fn bind_failure_is_reported_and_nothing_leaks() {
         batch: 4,
         max_datagram: 2048,
         tick: Duration::from_millis(10),
+        media: None,
     };
     let err =
         ringsip_runtime::start(cfg, Arc::new(Factory(Arc::new(AtomicUsize::new(0)))), Arc::new(AtomicBool::new(false)))
@@ -126,6 +128,7 @@ fn a_shard_serves_several_listen_sockets() {
         batch: 4,
         max_datagram: 2048,
         tick: Duration::from_millis(10),
+        media: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let running = ringsip_runtime::start(cfg, Arc::new(Factory(Arc::new(AtomicUsize::new(0)))), stop).unwrap();

@@ -287,6 +287,7 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>, 
         // how late a transaction timer or a message another shard passed on may be handled
         // on an idle shard (a busy one looks at both after every batch)
         tick: Duration::from_millis(10),
+        media: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     info!(

@@ -371,6 +371,8 @@ fn responses_delivered_to_another_shard_reach_the_owner_in_order() {
         place: ShardPlace { shard, cpu: shard, node: 0 },
         shards: 2,
         listen: vec!["127.0.0.1:5060".parse().unwrap()],
+        media_ports: None,
+        media_addr: None,
     };
     let mut p0 = f.make(&info(0), Arc::new(ShardStats::default()));
     let mut p1 = f.make(&info(1), Arc::new(ShardStats::default()));
@@ -487,6 +489,8 @@ fn a_request_leaving_on_another_listener_is_record_routed_twice() {
         place: ShardPlace { shard: 0, cpu: 0, node: 0 },
         shards: 1,
         listen: vec!["127.0.0.1:5060".parse().unwrap(), "[::1]:5060".parse().unwrap()],
+        media_ports: None,
+        media_addr: None,
     };
     let mut p = f.make(&info, Arc::new(ShardStats::default()));
     let io = ShardStats::default();

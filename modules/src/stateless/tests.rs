@@ -59,6 +59,8 @@ impl H {
             place: ShardPlace { shard: 0, cpu: 0, node: 0 },
             shards: 1,
             listen: vec!["127.0.0.1:5060".parse().unwrap()],
+            media_ports: None,
+            media_addr: None,
         };
         let io = ShardStats::default();
         H {
