@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::route::{Action, Cidr, CmpOp, Expr, Operand, Piece, Pv, Sht, ShtValue, Target, Template};
+use crate::route::{Action, AnchorFlags, Cidr, CmpOp, Expr, Operand, Piece, Pv, Sht, ShtValue, Target, Template};
 use crate::values::{self, closest};
 
 /// A problem in a route-language string, at a byte offset of it.
@@ -40,8 +40,8 @@ pub(crate) enum UseKind {
     ForwardTarget,
     /// `forward`, with or without a target (not in failure routes: they `relay`).
     Forward,
-    /// `relay`, `record_route`, `on_failure`, `on_reply`: actions on a request and its
-    /// transaction (not in reply routes). The action's name.
+    /// `relay`, `record_route`, `fork`, `on_failure`, `on_reply`, `anchor_media`: actions on a
+    /// request and its transaction (not in reply routes). The action's name.
     Stateful(&'static str),
     /// `mark_down` (failure routes only, so neither in request nor in reply routes).
     MarkDown,
@@ -496,6 +496,7 @@ const ACTIONS: &[&str] = &[
     "sht_inc",
     "sht_delete",
     "mark_down",
+    "anchor_media",
 ];
 
 /// The shortest and longest `expires` of `sht_set` (as `[[htable]]` expiries).
@@ -880,6 +881,10 @@ impl<'a> Parser<'a> {
                 self.uses.push(Use { kind: UseKind::MarkDown, at: word_at });
                 Ok(Action::MarkDown)
             }
+            "anchor_media" => {
+                self.uses.push(Use { kind: UseKind::Stateful("anchor_media"), at: word_at });
+                Ok(Action::AnchorMedia(self.anchor_flags()?))
+            }
             "on_failure" | "on_reply" => {
                 let failure = word == "on_failure";
                 let which = if failure { "on_failure" } else { "on_reply" };
@@ -1127,6 +1132,10 @@ impl<'a> Parser<'a> {
                     "ds_select_dst" | "ds_select" | "ds_select_domain" => " (ringsip's is `select <set>`)".to_string(),
                     "ds_next_dst" | "ds_next_domain" | "next_gw" => " (ringsip's is `select next`)".to_string(),
                     "ds_mark_dst" => " (ringsip's is `mark_down`)".to_string(),
+                    "rtpengine_manage" | "rtpengine_offer" | "rtpengine_answer" | "rtpproxy_manage"
+                    | "rtpproxy_offer" | "rtpproxy_answer" | "rtpengine_delete" | "rtpproxy_destroy" => {
+                        " (ringsip's is `anchor_media [flags]`: it offers, answers and deletes by itself)".to_string()
+                    }
                     "t_on_failure" => " (ringsip's is `on_failure <route>`)".to_string(),
                     "t_on_reply" | "t_on_branch" => " (ringsip's is `on_reply <route>`)".to_string(),
                     "mt_match" => " (ringsip's is `lookup <tree> <key>`)".to_string(),
@@ -1163,6 +1172,36 @@ impl<'a> Parser<'a> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The flags after `anchor_media`: words, each at most once.
+    fn anchor_flags(&mut self) -> Result<AnchorFlags, LangError> {
+        let names = AnchorFlags::NAMES.join(", ");
+        let mut flags = AnchorFlags::default();
+        while let Some(t) = self.next() {
+            let (w, at) = match t.tok {
+                Tok::Word(w) => (w, t.at),
+                Tok::Str { value, .. } => {
+                    return err(t.at, format!("write the anchor_media flags without quotes: anchor_media {value}"));
+                }
+                other => {
+                    return err(t.at, format!("anchor_media takes flags ({names}), not {}", show(&other)));
+                }
+            };
+            match flags.flag_mut(&w) {
+                Some(true) => return err(at, format!("anchor_media: {w} is given twice")),
+                Some(f) => *f = true,
+                None => {
+                    let hint = match closest(&w, AnchorFlags::NAMES) {
+                        Some(c) => format!("did you mean {c}? "),
+                        None if w.eq_ignore_ascii_case("ice") => "did you mean ice_remove? ".to_string(),
+                        None => String::new(),
+                    };
+                    return err(at, format!("unknown anchor_media flag `{w}` ({hint}flags: {names})"));
+                }
+            }
+        }
+        Ok(flags)
     }
 
     fn header_name(&mut self, action: &str) -> Result<String, LangError> {
@@ -1674,6 +1713,79 @@ mod tests {
         for a in ["relay", "record_route", "on_failure", "on_reply", "mark_down"] {
             assert!(all.contains(a), "{all}");
         }
+    }
+
+    #[test]
+    fn anchor_media_and_its_flags() {
+        assert_eq!(action("anchor_media"), Action::AnchorMedia(AnchorFlags::default()));
+        assert_eq!(
+            action("anchor_media ice_remove"),
+            Action::AnchorMedia(AnchorFlags { ice_remove: true, ..AnchorFlags::default() })
+        );
+        assert_eq!(
+            action("anchor_media  replace_origin trust_address asymmetric ice_remove "),
+            Action::AnchorMedia(AnchorFlags {
+                ice_remove: true,
+                asymmetric: true,
+                trust_address: true,
+                replace_origin: true
+            })
+        );
+        let Action::AnchorMedia(f) = action("anchor_media replace_origin ice_remove") else { panic!() };
+        assert_eq!(f.to_string(), "ice_remove replace_origin");
+        assert_eq!(AnchorFlags::default().to_string(), "");
+        // the use is recorded at the action's word, as for the other stateful actions
+        let mut uses = Vec::new();
+        parse_action(" anchor_media asymmetric", &mut uses).unwrap();
+        assert_eq!(uses, vec![Use { kind: UseKind::Stateful("anchor_media"), at: 1 }]);
+        // `select ... else anchor_media` is an action like any other
+        assert_eq!(
+            action("select 1 else anchor_media"),
+            Action::Select { set: 1, otherwise: Some(Box::new(Action::AnchorMedia(AnchorFlags::default()))) }
+        );
+    }
+
+    #[test]
+    fn anchor_media_errors() {
+        let check = |text: &str, at: usize, msg: &str| {
+            let e = action_err(text);
+            assert_eq!((e.at, e.msg.as_str()), (at, msg), "{text}");
+        };
+        check(
+            "anchor_media ice_remve",
+            13,
+            "unknown anchor_media flag `ice_remve` (did you mean ice_remove? flags: ice_remove, asymmetric, trust_address, replace_origin)",
+        );
+        check(
+            "anchor_media replace-origin",
+            13,
+            "unknown anchor_media flag `replace-origin` (did you mean replace_origin? flags: ice_remove, asymmetric, trust_address, replace_origin)",
+        );
+        check(
+            "anchor_media ice_remove loud",
+            24,
+            "unknown anchor_media flag `loud` (flags: ice_remove, asymmetric, trust_address, replace_origin)",
+        );
+        check(
+            "anchor_media ICE",
+            13,
+            "unknown anchor_media flag `ICE` (did you mean ice_remove? flags: ice_remove, asymmetric, trust_address, replace_origin)",
+        );
+        check("anchor_media asymmetric asymmetric", 24, "anchor_media: asymmetric is given twice");
+        check("anchor_media 'ice_remove'", 13, "write the anchor_media flags without quotes: anchor_media ice_remove");
+        check(
+            "anchor_media $rU",
+            13,
+            "anchor_media takes flags (ice_remove, asymmetric, trust_address, replace_origin), not $rU",
+        );
+        check(
+            "anchor_media; relay",
+            12,
+            "one action per string: use a list, do = [\"first action\", \"second action\"]",
+        );
+        assert!(action_err("anchor_medi").msg.contains("did you mean anchor_media?"));
+        assert!(action_err("rtpengine_manage").msg.contains("ringsip's is `anchor_media [flags]`"));
+        assert!(action_err("nope").msg.contains("anchor_media"));
     }
 
     #[test]

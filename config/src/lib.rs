@@ -19,7 +19,7 @@
 //! The TOML schema and the route language are documented in `docs/config.md`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ mod dispatcher;
 mod error;
 mod htable;
 mod lang;
+mod media;
 mod mtree;
 mod routes;
 mod server;
@@ -39,6 +40,7 @@ mod walk;
 pub mod route;
 
 pub use error::{ConfigError, Errors};
+pub use route::AnchorFlags;
 
 /// Default socket receive buffer requested (`server.rcvbuf`): 8 MiB.
 pub const DEFAULT_RCVBUF: usize = 8 << 20;
@@ -73,6 +75,10 @@ pub const DEFAULT_MAX_TRANSACTIONS_PER_SHARD: usize = 65536;
 /// Default seconds of the `Retry-After` of the 503 sent when a shard's transactions are full
 /// (`transactions.retry_after`).
 pub const DEFAULT_RETRY_AFTER: u32 = 5;
+/// Default `media.timeout`: a call whose media has been silent this long ends, 60 s.
+pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest allowed `media.batch_wait`: 1 ms.
+pub const MAX_MEDIA_BATCH_WAIT: Duration = Duration::from_millis(1);
 
 /// A validated configuration.
 #[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -91,6 +97,9 @@ pub struct Config {
     pub acls: Vec<AclGroup>,
     /// `[transactions]`: the timers and limits of the transaction-stateful proxy (`relay`).
     pub transactions: Transactions,
+    /// `[media]`: the built-in RTP relay (`anchor_media`); `None` when the section is absent
+    /// (then no route may use `anchor_media`).
+    pub media: Option<Media>,
     /// The file the config was read from (the `origin` given to [`parse`]).
     #[rkyv(with = rkyv::with::AsString)]
     pub source: PathBuf,
@@ -193,6 +202,81 @@ impl std::fmt::Display for Transactions {
             0 => f.write_str("no Retry-After"),
             s => write!(f, "Retry-After {s}s"),
         }
+    }
+}
+
+/// `[media]`: the built-in RTP relay that `anchor_media` puts calls through, and its
+/// rtpengine-compatible ng control port. Validated: `address` and `advertise` concrete IPs
+/// (not `0.0.0.0`/`::`) of the same family; `ports` an even first port of at least 1024 below
+/// the last, at most 65535, clear of the SIP listen ports, the ng port and the metrics and TCP
+/// control ports on the same address; `control` not a SIP listen address; `timeout` 1 s to 24 h; `batch_wait`
+/// 0 to 1 ms. How the range is split between shards (at least 4 ports each) is checked when
+/// the shards start.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Media {
+    /// The IP the media ports bind on.
+    pub address: IpAddr,
+    /// The IP written into rewritten SDP (`c=`, and `o=` with `replace_origin`): the public
+    /// address of a relay behind 1:1 NAT. Default: `address`.
+    pub advertise: IpAddr,
+    /// The first port of the range: even (RTP on even ports, RTCP on the next odd one), at
+    /// least 1024.
+    pub port_min: u16,
+    /// The last port of the range (inclusive), above `port_min`.
+    pub port_max: u16,
+    /// Where the rtpengine ng control protocol listens (UDP, bencode); `None`: no ng port.
+    pub control: Option<SocketAddr>,
+    /// A call with no media in either direction for this long ends and its ports return to
+    /// the pool. Default 60 s; 1 s to 24 h.
+    pub timeout: Duration,
+    /// Symmetric RTP: send each side's media to where that side's media comes from (latch to
+    /// the source of its first packets), for phones behind NAT. Default on; `anchor_media
+    /// asymmetric` turns it off for one call.
+    pub latching: bool,
+    /// Once a side has latched, drop packets to its ports from any other source. Default on.
+    pub strict_source: bool,
+    /// How long a shard's wait lingers for more completions once one has arrived: more
+    /// packets per wake-up at the cost of that much latency. Default 0; at most 1 ms.
+    pub batch_wait: Duration,
+}
+
+impl Media {
+    /// The media ports, `port_min..=port_max`.
+    pub fn ports(&self) -> std::ops::RangeInclusive<u16> {
+        self.port_min..=self.port_max
+    }
+
+    /// RTP/RTCP port pairs in the range (an even port and the odd one after it): the most
+    /// media streams the relay can hold at once.
+    pub fn pairs(&self) -> u32 {
+        let ports = u32::from(self.port_max) - u32::from(self.port_min) + 1;
+        ports / 2
+    }
+}
+
+impl std::fmt::Display for Media {
+    /// One line for `ringsip check`: `127.0.0.1 (advertised 203.0.113.5), ports 30000-39999
+    /// (5000 pairs), ng control 127.0.0.1:2223, timeout 60s, latching, strict source, batch
+    /// wait 0s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use values::show_duration as d;
+        write!(f, "{}", self.address)?;
+        if self.advertise != self.address {
+            write!(f, " (advertised {})", self.advertise)?;
+        }
+        write!(f, ", ports {}-{} ({} pairs), ", self.port_min, self.port_max, self.pairs())?;
+        match self.control {
+            Some(c) => write!(f, "ng control {c}")?,
+            None => f.write_str("no ng control")?,
+        }
+        write!(
+            f,
+            ", timeout {}, {}, {}, batch wait {}",
+            d(self.timeout),
+            if self.latching { "latching" } else { "no latching" },
+            if self.strict_source { "strict source" } else { "any source" },
+            d(self.batch_wait)
+        )
     }
 }
 
@@ -593,7 +677,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         return None;
     }
     let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
-    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route", "transactions"]);
+    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route", "transactions", "media"]);
 
     let server = match root.get("server") {
         Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
@@ -625,11 +709,19 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         Some(v) => walk::table(d, v, "[transactions]").and_then(|t| transactions::parse(d, &t)),
         None => Some(Transactions::default()),
     };
+    // Before the routes: `anchor_media` needs the section (its presence, not its validity:
+    // a section with mistakes does not add "needs a [media] section" to every route).
+    let media = match root.get("media") {
+        Some(v) => walk::table(d, v, "[media]").and_then(|t| media::parse(d, &t, server.as_ref())).map(Some),
+        None => Some(None),
+    };
+    let has_media = root.get("media").is_some();
     let routes = match root.get("route") {
         Some(v) => walk::table(d, v, "[route]").and_then(|t| {
             routes::parse(
                 d,
                 &t,
+                has_media,
                 set_ids,
                 routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete },
                 routes::KnownNames { names: &htables.names, complete: htables.names_complete },
@@ -649,6 +741,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         htables: htables.items,
         acls: acls.items,
         transactions: transactions?,
+        media: media?,
         source: origin.to_path_buf(),
     })
 }

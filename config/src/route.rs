@@ -413,6 +413,74 @@ pub enum Action {
     /// `mark_down`: mark the dispatcher destination the failed branch went to as down, until
     /// the prober sees it answer again (Kamailio's `ds_mark_dst("ip")`). Failure routes only.
     MarkDown,
+    /// `anchor_media [flags]`: put the call's media through ringsip's RTP relay (`[media]`,
+    /// required), as Kamailio's `rtpengine_manage()`. It marks the request the route is
+    /// handling; what happens depends on the message relayed statefully (`relay` or `fork`)
+    /// and on the replies that come back:
+    ///
+    /// * an INVITE, UPDATE or re-INVITE with SDP is an **offer**: ringsip takes relay ports for
+    ///   each media stream and rewrites the SDP (`c=`, `m=` ports) to point at them;
+    /// * the 183 or 200 that answers it with SDP is the **answer**, rewritten the same way for
+    ///   the other side; an ACK with SDP (late offer: an INVITE without SDP) is the answer too;
+    /// * a BYE or a CANCEL ends the call's media (its ports return to the pool), and so does a
+    ///   failed INVITE (a final response of 300 or more without any earlier 2xx).
+    ///
+    /// A stateless `forward` carries no media state: anchoring needs the transaction. Not in
+    /// reply routes (it acts on a request); allowed in request and failure routes.
+    AnchorMedia(AnchorFlags),
+}
+
+/// The flags of `anchor_media` (space-separated words after it; each at most once). All off
+/// by default: symmetric RTP (latch to where each side's media comes from), the SIP source
+/// address as each side's first guess, ICE kept, `o=` kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct AnchorFlags {
+    /// `ice_remove`: strip the ICE attributes (`a=candidate`, `a=ice-ufrag`, `a=ice-pwd` and
+    /// the other ICE lines) from the SDP, so that both sides use the relay rather than look
+    /// for a path of their own (rtpengine's `ICE=remove`).
+    pub ice_remove: bool,
+    /// `asymmetric`: no latching: send each side's media to the address its SDP gives, not to
+    /// where its packets come from (for peers with a public address that send from elsewhere).
+    pub asymmetric: bool,
+    /// `trust_address`: take the SDP's `c=` address as each side's media address until it
+    /// sends, instead of the SIP source address (rtpengine's `trust-address`: for peers known
+    /// not to be behind NAT).
+    pub trust_address: bool,
+    /// `replace_origin`: rewrite the address in `o=` too, not only in `c=` (rtpengine's
+    /// `replace-origin`).
+    pub replace_origin: bool,
+}
+
+impl AnchorFlags {
+    /// The flag words, in the order `Display` writes them.
+    pub const NAMES: [&'static str; 4] = ["ice_remove", "asymmetric", "trust_address", "replace_origin"];
+
+    /// The flag with this name, to set.
+    pub fn flag_mut(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "ice_remove" => &mut self.ice_remove,
+            "asymmetric" => &mut self.asymmetric,
+            "trust_address" => &mut self.trust_address,
+            "replace_origin" => &mut self.replace_origin,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for AnchorFlags {
+    /// As written after `anchor_media`: `ice_remove replace_origin` (empty with no flag).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = [self.ice_remove, self.asymmetric, self.trust_address, self.replace_origin];
+        let mut first = true;
+        for (name, _) in Self::NAMES.iter().zip(on).filter(|(_, on)| *on) {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+        Ok(())
+    }
 }
 
 /// One rule.

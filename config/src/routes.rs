@@ -1,6 +1,6 @@
 //! `[[route.request]]`, `[[route.reply]]` and `[[route.<name>]]`: rules parsed with the
 //! route language, then the checks that need every route (names, sets, recursion, what a
-//! reply route may do).
+//! reply route may do, `anchor_media` only with a `[media]` section).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -50,9 +50,11 @@ struct Parsed {
     ok: bool,
 }
 
+/// `has_media`: the config has a `[media]` section (`anchor_media` needs it).
 pub(crate) fn parse(
     d: &mut Diag<'_>,
     t: &Table<'_, '_>,
+    has_media: bool,
     sets: Option<SetIds<'_>>,
     trees: TreeNames<'_>,
     tables: KnownNames<'_>,
@@ -134,6 +136,9 @@ pub(crate) fn parse(
                         None => format!("unknown acl group \"{group}\" (acl groups: {list})"),
                     };
                     d.at(u.pos, msg);
+                }
+                UseKind::Stateful("anchor_media") if !has_media => {
+                    d.at(u.pos, "anchor_media needs a [media] section (the relay's address and port range)");
                 }
                 UseKind::Call(target) => {
                     if matches!(target.as_str(), "request" | "reply") {

@@ -40,30 +40,52 @@ pub(crate) fn is_token(s: &str) -> bool {
 
 /// `"500ms"`, `"2s"`, `"1m"`, `"1h"`.
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s, false)
+}
+
+/// [`duration`], and microseconds too (`"250us"`, `"250µs"`): for waits shorter than a
+/// millisecond (`media.batch_wait`).
+pub(crate) fn fine_duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s, true)
+}
+
+fn parse_duration(s: &str, micros: bool) -> Result<Duration, String> {
+    let units = if micros { "us, ms, s, m, h" } else { "ms, s, m, h" };
     let t = s.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     let (num, unit) = t.split_at(digits);
     let unit = unit.trim_start();
     if num.is_empty() {
+        let first = if micros { "\"250us\", \"500ms\"" } else { "\"500ms\"" };
         return Err(format!(
-            "\"{s}\" is not a duration (write a whole number and a unit: \"500ms\", \"2s\", \"1m\", \"1h\")"
+            "\"{s}\" is not a duration (write a whole number and a unit: {first}, \"2s\", \"1m\", \"1h\")"
         ));
     }
     let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is too large"))?;
     let d = match unit {
+        "us" | "µs" if micros => Duration::from_micros(n),
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "" => return Err(format!("duration \"{s}\" needs a unit: \"{n}s\" or \"{n}ms\" (units: ms, s, m, h)")),
-        _ => return Err(format!("unknown unit \"{unit}\" in duration \"{s}\" (units: ms, s, m, h)")),
+        "" if micros => {
+            return Err(format!("duration \"{s}\" needs a unit: \"{n}us\" or \"{n}ms\" (units: {units})"));
+        }
+        "" => return Err(format!("duration \"{s}\" needs a unit: \"{n}s\" or \"{n}ms\" (units: {units})")),
+        _ => return Err(format!("unknown unit \"{unit}\" in duration \"{s}\" (units: {units})")),
     };
     Ok(d)
 }
 
-/// Human form of a duration for messages.
+/// Human form of a duration for messages: `"2s"`, `"500ms"`, `"250us"` (`"0s"` for zero).
 pub(crate) fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return match d.subsec_nanos() % 1000 {
+            0 => format!("{}us", d.as_micros()),
+            _ => format!("{}ns", d.as_nanos()),
+        };
+    }
     if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
@@ -344,6 +366,21 @@ mod tests {
         assert!(duration("2 days").unwrap_err().contains("unknown unit"));
         assert!(duration("fast").is_err());
         assert!(duration("1.5s").is_err());
+        // microseconds only where asked for
+        assert!(duration("250us").unwrap_err().contains("unknown unit \"us\""));
+        assert_eq!(fine_duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(fine_duration("250µs").unwrap(), Duration::from_micros(250));
+        assert_eq!(fine_duration("0us").unwrap(), Duration::ZERO);
+        assert_eq!(fine_duration("2ms").unwrap(), Duration::from_millis(2));
+        assert_eq!(
+            fine_duration("5").unwrap_err(),
+            "duration \"5\" needs a unit: \"5us\" or \"5ms\" (units: us, ms, s, m, h)"
+        );
+        assert_eq!(show_duration(Duration::from_micros(250)), "250us");
+        assert_eq!(show_duration(Duration::from_micros(1500)), "1500us");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show_duration(Duration::ZERO), "0s");
+        assert_eq!(show_duration(Duration::from_nanos(1)), "1ns");
     }
 
     #[test]

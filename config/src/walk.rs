@@ -80,6 +80,17 @@ pub(crate) fn string<'a>(d: &mut Diag<'_>, v: &'a Val<'_>, what: &str) -> Option
     }
 }
 
+/// A boolean value.
+pub(crate) fn boolean(d: &mut Diag<'_>, v: &Val<'_>, what: &str) -> Option<bool> {
+    match v.get_ref() {
+        DeValue::Boolean(b) => Some(*b),
+        _ => {
+            wrong(d, v, what, "true or false");
+            None
+        }
+    }
+}
+
 /// An integer value (in i64).
 pub(crate) fn integer(d: &mut Diag<'_>, v: &Val<'_>, what: &str) -> Option<i64> {
     match v.get_ref() {

@@ -112,3 +112,22 @@ fn parse_and_load_agree() {
     assert_eq!(c.routes.request.rules.len(), example().routes.request.rules.len());
     assert_eq!(c.source, path);
 }
+
+/// Every config in `examples/` loads (the ones with a contract of their own are checked in
+/// detail elsewhere: here, stateful.rs, media.rs).
+#[test]
+fn every_example_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            ringsip_config::load(&path).unwrap_or_else(|e| panic!("{} must load:\n{e}", path.display()));
+            names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    for want in ["lcr.toml", "media.toml", "stateful-lb.toml", "stateless-lb.toml"] {
+        assert!(names.iter().any(|n| n == want), "{want} is missing from {}", dir.display());
+    }
+}

@@ -366,6 +366,10 @@ pub enum Action {
     SelectNext(Option<Box<Action>>),
     /// mark the dispatcher destination of the failed branch as down (failure routes)
     MarkDown,
+    /// anchor the call's media in the RTP relay (Kamailio's `rtpengine_manage()`): the request
+    /// relayed statefully next (and the replies answering it) get their SDP rewritten to the
+    /// relay's ports with these flags; a BYE or CANCEL ends the call's media
+    AnchorMedia(ringsip_config::AnchorFlags),
 }
 
 /// A compiled rule.
@@ -813,6 +817,7 @@ impl Compiler<'_> {
                 Action::SelectNext(otherwise.as_ref().map(|o| self.action(o).map(Box::new)).transpose()?)
             }
             A::MarkDown => Action::MarkDown,
+            A::AnchorMedia(flags) => Action::AnchorMedia(*flags),
             A::SetHeader { name, value } => Action::SetHeader(
                 HeaderName::from_bytes(name.as_bytes()),
                 name.as_bytes().into(),

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! 0..8    magic "RSNAPv1\0"
-//! 8..12   format (u32 LE, currently 3; see [`FORMAT`])
+//! 8..12   format (u32 LE, currently 4; see [`FORMAT`])
 //! 12..16  reserved (0)
 //! 16..24  version (u64 LE): the daemon accepts only versions above the one it runs
 //! 24..32  built at (u64 LE, milliseconds since the Unix epoch)
@@ -38,9 +38,9 @@ use crate::route::build_tree;
 pub const MAGIC: &[u8; 8] = b"RSNAPv1\0";
 /// The layout version this build writes and reads. Raise it whenever the archived config
 /// model changes shape (2: htables and acl groups; 3: `[transactions]` and the stateful route
-/// actions and conditions), so that a snapshot from another build is refused as "format N"
-/// rather than as an invalid archive.
-pub const FORMAT: u32 = 3;
+/// actions and conditions; 4: `[media]` and the `anchor_media` action), so that a snapshot from
+/// another build is refused as "format N" rather than as an invalid archive.
+pub const FORMAT: u32 = 4;
 /// Header length.
 pub const HEADER: usize = 64;
 /// Largest archive accepted (a snapshot with ten million prefixes is about 200 MB).
@@ -171,6 +171,7 @@ pub fn build(cfg: &Config, version: u64, built_unix_ms: u64) -> Result<Vec<u8>, 
         htables: cfg.htables.clone(),
         acls: cfg.acls.clone(),
         transactions: cfg.transactions.clone(),
+        media: cfg.media.clone(),
         source: cfg.source.clone(),
     };
     let content = Content { config, trees };

@@ -562,3 +562,27 @@ fn failure_status_renders_in_templates() {
     let n = t.render(&ctx, &mut out).unwrap();
     assert_eq!(&out[..n], b" ");
 }
+
+#[test]
+fn anchor_media_compiles_with_its_flags() {
+    let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+[media]\naddress = \"127.0.0.1\"\nports = \"30000-30099\"\n\
+[[route.request]]\nif = \"has_totag\"\ndo = ['anchor_media', 'relay']\n\
+[[route.request]]\ndo = ['anchor_media ice_remove replace_origin', 'on_failure f', 'relay \"sip:127.0.0.1:5080\"']\n\
+[[route.f]]\ndo = ['anchor_media trust_address asymmetric', 'relay \"sip:127.0.0.1:5081\"']\n";
+    let cfg = ringsip_config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = Program::compile(&cfg.routes, &cfg.mtrees, &cfg.htables, &cfg.acls, |_| None).unwrap();
+    let flags = |a: &Action| match a {
+        Action::AnchorMedia(f) => *f,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(flags(&p.request[0].actions[0]), ringsip_config::AnchorFlags::default());
+    assert_eq!(
+        flags(&p.request[1].actions[0]),
+        ringsip_config::AnchorFlags { ice_remove: true, replace_origin: true, ..Default::default() }
+    );
+    assert_eq!(
+        flags(&p.named[0][0].actions[0]),
+        ringsip_config::AnchorFlags { trust_address: true, asymmetric: true, ..Default::default() }
+    );
+}

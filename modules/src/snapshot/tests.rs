@@ -90,3 +90,28 @@ fn acl_groups_travel_in_the_snapshot() {
     assert!(shared.program.acls[0].matches("10.9.8.7:5060".parse().unwrap()));
     assert!(!shared.program.acls[0].matches("[2001:db8::1]:5071".parse().unwrap()));
 }
+
+#[test]
+fn media_travels_in_the_snapshot() {
+    let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+[media]\naddress = \"127.0.0.1\"\nadvertise = \"203.0.113.5\"\nports = \"30000-39999\"\n\
+control = \"127.0.0.1:2223\"\ntimeout = \"90s\"\nlatching = false\nbatch_wait = \"250us\"\n\
+[[route.request]]\ndo = [\"anchor_media ice_remove\", \"relay \\\"sip:127.0.0.1:5080\\\"\"]\n";
+    let cfg = ringsip_config::parse(text, std::path::Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.media.is_some());
+    let opened = open(&build(&cfg, 1, 0).unwrap()).unwrap();
+    assert_eq!(opened.config.media, cfg.media);
+    assert_eq!(format!("{:?}", opened.config.routes), format!("{:?}", cfg.routes));
+    // and without the section, none arrives
+    let opened = open(&build(&example(), 1, 0).unwrap()).unwrap();
+    assert_eq!(opened.config.media, None);
+}
+
+#[test]
+fn the_format_is_4_since_media() {
+    let bytes = build(&example(), 1, 0).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
+    let mut old = bytes.clone();
+    old[8..12].copy_from_slice(&3u32.to_le_bytes());
+    assert_eq!(open(&old).unwrap_err(), SnapshotError::Format(3));
+}
