@@ -80,6 +80,8 @@ impl std::error::Error for OpError {}
 
 /// One shard's media control state.
 pub struct Control {
+    /// Once latched, drop packets from other sources (unless a call is asymmetric).
+    pub strict_source: bool,
     advertise: IpAddr,
     pool: Pool,
     /// The relay table the packet path uses.
@@ -95,7 +97,7 @@ impl Control {
     /// Media advertised at `advertise` (written into rewritten SDP) with the ports of `pool`
     /// (the table covers the same range).
     pub fn new(advertise: IpAddr, pool: Pool, table: Table) -> Control {
-        Control { advertise, pool, table, calls: HashMap::new(), totals: Totals::default() }
+        Control { strict_source: true, advertise, pool, table, calls: HashMap::new(), totals: Totals::default() }
     }
 
     /// Totals since start.
@@ -181,68 +183,120 @@ impl Control {
         self.sdp_reply(req, out, |c, sdp_out| c.answer_sdp(req, sdp_out))
     }
 
-    /// An offer (ng's, or one the SIP route found in an INVITE/UPDATE): the call's sessions
-    /// (made on its first offer, one per active media section; kept by later ones), the
-    /// caller's side expected where the offer says, and the offer rewritten to the
-    /// callee-facing ports written into `sdp_out` (its length returned).
+    /// An offer (ng's): the call's sessions (made on its first offer, one per active media
+    /// section; kept by later ones), the caller's side expected where the offer says, and the
+    /// offer rewritten to the callee-facing ports written into `sdp_out` (its length returned).
     pub fn offer_sdp(&mut self, req: &Request<'_>, now: u64, sdp_out: &mut [u8]) -> Result<usize, OpError> {
-        let (Some(call_id), Some(from_tag), Some(body)) = (req.call_id, req.from_tag, req.sdp) else {
-            return Err(OpError::Missing);
-        };
-        let sdp = Sdp::parse(body).map_err(|_| OpError::BadSdp)?;
+        let (Some(call_id), Some(from_tag)) = (req.call_id, req.from_tag) else { return Err(OpError::Missing) };
         let key = call_key(call_id, from_tag);
-        let mode = Mode { latch: !req.flags.asymmetric, strict_source: !req.flags.asymmetric };
         if !self.calls.contains_key(&key) {
-            let mut call = Call { sessions: ArrayVec::new() };
-            for m in sdp.media() {
-                if m.port == 0 {
-                    call.sessions.push(None);
-                    continue;
-                }
-                let (Some(pa), Some(pb)) = (self.pool.take(), self.pool.take()) else {
-                    // give back what this offer took
-                    self.release(&call);
-                    self.totals.no_ports += 1;
-                    return Err(OpError::NoPorts);
-                };
-                call.sessions.push(self.table.add([pa, pb], mode, now));
-            }
-            self.calls.insert(key.clone(), call);
-        }
-        let call = &self.calls[&key];
-        // the caller receives where its offer says; the callee is told to send to B's ports
-        let mut ports = [0u16; MAX_MEDIA];
-        for (k, m) in sdp.media().iter().enumerate() {
-            let Some(Some(id)) = call.sessions.get(k) else { continue };
-            let expected = expected_addr(req, &sdp, m);
-            if let Some(s) = self.table.get_mut(*id) {
-                s.legs[Side::A as usize].expected = expected;
-                s.mode = mode;
-                ports[k] = s.legs[Side::B as usize].port;
-            }
+            self.create(key.clone(), req, now)?;
         }
         self.totals.offers += 1;
-        self.rewrite(req, body, &sdp, ports, sdp_out)
+        self.apply(&key, Side::A, req, true, sdp_out)
     }
 
-    /// An answer: the callee's side expected where the answer says, and the answer rewritten
-    /// to the caller-facing ports written into `sdp_out`.
+    /// An answer (ng's): the callee's side expected where the answer says, and the answer
+    /// rewritten to the caller-facing ports written into `sdp_out`.
     pub fn answer_sdp(&mut self, req: &Request<'_>, sdp_out: &mut [u8]) -> Result<usize, OpError> {
-        let (Some(call_id), Some(from_tag), Some(body)) = (req.call_id, req.from_tag, req.sdp) else {
-            return Err(OpError::Missing);
+        let (Some(call_id), Some(from_tag)) = (req.call_id, req.from_tag) else { return Err(OpError::Missing) };
+        let key = call_key(call_id, from_tag);
+        if !self.calls.contains_key(&key) {
+            return Err(OpError::UnknownCall);
+        }
+        self.totals.answers += 1;
+        self.apply(&key, Side::B, req, false, sdp_out)
+    }
+
+    /// SDP in a SIP message of an anchored call, in either direction: `from_sender` says
+    /// whether the message was sent by the party in its From header (a request) or by the one
+    /// in its To header (a response). The call is found by call-id and the tag of the party
+    /// that started it (the From tag of the first INVITE, which is the To tag of the other
+    /// party's in-dialog requests), so a re-INVITE from the callee updates the same sessions;
+    /// with `create`, a call not found is made (an initial INVITE's offer, or the offer in
+    /// its response when the INVITE had none). The sender's side is expected where its SDP
+    /// says, and the SDP is rewritten to the ports facing the other party.
+    pub fn sip_sdp(
+        &mut self,
+        req: &Request<'_>,
+        from_sender: bool,
+        create: bool,
+        now: u64,
+        sdp_out: &mut [u8],
+    ) -> Result<usize, OpError> {
+        let (Some(call_id), Some(from_tag)) = (req.call_id, req.from_tag) else { return Err(OpError::Missing) };
+        // the party that started the call is side A
+        let (key, starter_sent) = match call_key(call_id, from_tag) {
+            k if self.calls.contains_key(&k) => (k, from_sender),
+            k => match req.to_tag.map(|t| call_key(call_id, t)).filter(|t| self.calls.contains_key(t)) {
+                Some(t) => (t, !from_sender),
+                None if create => {
+                    self.create(k.clone(), req, now)?;
+                    (k, from_sender)
+                }
+                None => return Err(OpError::UnknownCall),
+            },
         };
+        let sender = if starter_sent { Side::A } else { Side::B };
+        if create {
+            self.totals.offers += 1;
+        } else {
+            self.totals.answers += 1;
+        }
+        self.apply(&key, sender, req, create, sdp_out)
+    }
+
+    /// A new call under `key`: a relay session per active media section of `req`'s SDP.
+    fn create(&mut self, key: Vec<u8>, req: &Request<'_>, now: u64) -> Result<(), OpError> {
+        let body = req.sdp.ok_or(OpError::Missing)?;
         let sdp = Sdp::parse(body).map_err(|_| OpError::BadSdp)?;
-        let call = self.calls.get(&call_key(call_id, from_tag)).ok_or(OpError::UnknownCall)?;
+        let mode = Mode { latch: !req.flags.asymmetric, strict_source: !req.flags.asymmetric && self.strict_source };
+        let mut call = Call { sessions: ArrayVec::new() };
+        for m in sdp.media() {
+            if m.port == 0 {
+                call.sessions.push(None);
+                continue;
+            }
+            let (Some(pa), Some(pb)) = (self.pool.take(), self.pool.take()) else {
+                // give back what this offer took
+                self.release(&call);
+                self.totals.no_ports += 1;
+                return Err(OpError::NoPorts);
+            };
+            call.sessions.push(self.table.add([pa, pb], mode, now));
+        }
+        self.calls.insert(key, call);
+        Ok(())
+    }
+
+    /// SDP from `sender` for the call under `key`: that side is expected where the SDP says
+    /// (and, for an offer, takes its flags), and the SDP is rewritten to the other side's
+    /// ports into `sdp_out`.
+    fn apply(
+        &mut self,
+        key: &[u8],
+        sender: Side,
+        req: &Request<'_>,
+        offer: bool,
+        sdp_out: &mut [u8],
+    ) -> Result<usize, OpError> {
+        let body = req.sdp.ok_or(OpError::Missing)?;
+        let sdp = Sdp::parse(body).map_err(|_| OpError::BadSdp)?;
+        let call = self.calls.get(key).ok_or(OpError::UnknownCall)?;
+        let mode = Mode { latch: !req.flags.asymmetric, strict_source: !req.flags.asymmetric && self.strict_source };
+        let other = if sender == Side::A { Side::B } else { Side::A };
         let mut ports = [0u16; MAX_MEDIA];
         for (k, m) in sdp.media().iter().enumerate() {
             let Some(Some(id)) = call.sessions.get(k) else { continue };
             let expected = expected_addr(req, &sdp, m);
             if let Some(s) = self.table.get_mut(*id) {
-                s.legs[Side::B as usize].expected = expected;
-                ports[k] = s.legs[Side::A as usize].port;
+                s.legs[sender as usize].expected = expected;
+                if offer {
+                    s.mode = mode;
+                }
+                ports[k] = s.legs[other as usize].port;
             }
         }
-        self.totals.answers += 1;
         self.rewrite(req, body, &sdp, ports, sdp_out)
     }
 
@@ -312,9 +366,9 @@ impl Control {
         idle.len()
     }
 
-    /// Ports free in the pool.
+    /// Ports free in the pool (RTP and RTCP: two per free pair).
     pub fn ports_free(&self) -> usize {
-        self.pool.available()
+        2 * self.pool.available()
     }
 
     fn delete(&mut self, req: &Request<'_>, out: &mut [u8]) -> Option<usize> {
@@ -445,6 +499,48 @@ mod tests {
     }
 
     #[test]
+    fn sip_sdp_finds_the_call_from_either_party() {
+        let mut c = control();
+        let mut out = [0u8; 2048];
+        let caller = sdp("192.0.2.10", 4000);
+        let callee = sdp("198.51.100.20", 5000);
+        let mut req = Request::new(Command::Offer);
+        req.call_id = Some(b"c");
+        req.from_tag = Some(b"alice");
+        req.sdp = Some(caller.as_bytes());
+        // the INVITE's offer creates the call; caller = side A
+        let n = c.sip_sdp(&req, true, true, 0, &mut out).unwrap();
+        let to_b = port_of(&out[..n]);
+        // the 200's answer: sent by the To party
+        req.to_tag = Some(b"bob");
+        req.sdp = Some(callee.as_bytes());
+        let n = c.sip_sdp(&req, false, false, 1, &mut out).unwrap();
+        let to_a = port_of(&out[..n]);
+        assert_ne!(to_a, to_b);
+        // a re-INVITE from the callee: From = bob, To = alice, moving bob to port 6000
+        let moved = sdp("198.51.100.20", 6000);
+        let mut re = Request::new(Command::Offer);
+        re.call_id = Some(b"c");
+        re.from_tag = Some(b"bob");
+        re.to_tag = Some(b"alice");
+        re.sdp = Some(moved.as_bytes());
+        let n = c.sip_sdp(&re, true, true, 2, &mut out).unwrap();
+        assert_eq!(port_of(&out[..n]), to_a, "bob's new SDP still tells alice to send to her port");
+        assert_eq!(c.calls(), 1, "no second call");
+        assert_eq!(
+            c.table.packet(to_a, "192.0.2.10:4000".parse().unwrap(), 172, 3),
+            Verdict::Forward { from_port: to_b, to: "198.51.100.20:6000".parse().unwrap() }
+        );
+        // an answer for a call nobody offered is refused; a BYE ends the call
+        let mut stray = Request::new(Command::Answer);
+        stray.call_id = Some(b"other");
+        stray.from_tag = Some(b"x");
+        stray.sdp = Some(callee.as_bytes());
+        assert_eq!(c.sip_sdp(&stray, false, false, 4, &mut out), Err(OpError::UnknownCall));
+        assert_eq!(c.delete_call(b"c", None), 1);
+    }
+
+    #[test]
     fn idle_calls_expire_and_active_ones_stay() {
         let mut c = control();
         for (i, at) in [(1, 0), (2, 0)] {
@@ -458,7 +554,7 @@ mod tests {
         let _ = c.table.packet(port, "192.0.2.10:4000".parse().unwrap(), 172, 50);
         assert_eq!(c.expire(10), 1, "f2 idle since its offer at 0");
         assert_eq!(c.calls(), 1);
-        assert_eq!(c.ports_free(), free + 2);
+        assert_eq!(c.ports_free(), free + 4, "two pairs (caller and callee side) back");
         assert_eq!(c.expire(40), 0, "f1 had a packet at 50");
         assert_eq!(c.expire(60), 1);
         assert_eq!(c.totals().expired, 2);

@@ -221,9 +221,22 @@ impl HandlerFactory for Factory {
             fwd_scratch: stateful::Scratch::new(SCRATCH_BYTES),
             out_scratch: stateful::Scratch::new(SCRATCH_BYTES),
             branch_finder: memchr::memmem::Finder::new(&table::write_branch(0, 0, 0, 0, 0)).into_owned(),
+            media: None,
             shared,
             stats,
         };
+        if let (Some(cfg), Some(ports)) = (&p.shared.config.media, shard.media_ports.clone()) {
+            let ms = Arc::new(media::MediaRelayStats { shard: shard.place.shard.to_string(), ..Default::default() });
+            match media::MediaState::new(cfg, ports, now, ms.clone()) {
+                Ok(m) => {
+                    if let Ok(mut r) = self.registry.lock() {
+                        r.push(ms);
+                    }
+                    p.media = Some(m);
+                }
+                Err(e) => warn!(shard = shard.place.shard, error = %e, "media relay not started on this shard"),
+            }
+        }
         p.set_names();
         p
     }
@@ -267,6 +280,8 @@ pub struct StatelessProxy {
     shared: Arc<Shared>,
     current: arc_swap::Cache<Published, Arc<Shared>>,
     stats: Arc<ProxyStats>,
+    /// The media relay of this shard, when `[media]` is configured.
+    media: Option<media::MediaState>,
     /// This shard's per-destination counters for `shared`'s dispatcher.
     dests: Arc<DestStats>,
     /// This shard's transactions.
@@ -323,6 +338,8 @@ pub(crate) struct RouteRun<'p> {
     failed: Option<(usize, usize)>,
     /// `fork`: a branch to every available destination of the selected set.
     fork: bool,
+    /// `anchor_media` ran, with these flags.
+    anchor: Option<ringsip_config::AnchorFlags>,
 }
 
 impl RouteRun<'_> {
@@ -338,6 +355,7 @@ impl RouteRun<'_> {
             alts: table::Alts::default(),
             failed: None,
             fork: false,
+            anchor: None,
         }
     }
 }
@@ -540,6 +558,10 @@ impl<'p> Env<'p, '_> {
             }
             Action::RecordRoute => {
                 run.record_route = true;
+                Flow::Next
+            }
+            Action::AnchorMedia(flags) => {
+                run.anchor = Some(*flags);
                 Flow::Next
             }
             Action::Fork => {
@@ -946,6 +968,10 @@ impl StatelessProxy {
                     debug!(src = %d.src, "next hop is a host name; ringsip does no DNS on the hot path");
                     return;
                 };
+                let txn_media = match (run.anchor, self.media.as_mut()) {
+                    (Some(flags), Some(media)) => anchor_request(media, m, d, flags),
+                    _ => None,
+                };
                 if matches!(outcome, Outcome::Relay(_)) && !matches!(m.method(), Some(Method::Ack | Method::Cancel)) {
                     // an ACK, and a CANCEL that matched no transaction, go on statelessly
                     // (§16.10: "the element MUST statelessly forward the CANCEL")
@@ -966,6 +992,7 @@ impl StatelessProxy {
                         alts: run.alts,
                         branch,
                         fork: run.fork,
+                        media: txn_media,
                     };
                     // the route's borrows of the snapshot end here
                     drop(run);
@@ -1130,6 +1157,12 @@ impl StatelessProxy {
             }
             if rr_len > 0 {
                 e.insert_header_first(m, HeaderName::RecordRoute, &rr[..rr_len])?;
+            }
+            if run.anchor.is_some()
+                && let Some(md) = &self.media
+                && let Some(n) = md.body_len
+            {
+                e.replace_body(m, &md.body[..n])?;
             }
             apply_header_ops(&mut e, m, &run.ops, scratch)
         })();
@@ -1364,6 +1397,18 @@ impl Handler for StatelessProxy {
         self.drain_handoff(now, out);
         self.txn_timers(now, out);
         self.send_probes(now, out);
+        if let Some(m) = &mut self.media {
+            m.tick(now);
+        }
+    }
+
+    #[inline]
+    fn media_packet(&mut self, port: u16, src: SocketAddr, data: &[u8], now: Instant) -> Option<(u16, SocketAddr)> {
+        self.media.as_mut()?.packet(port, src, data.len(), now)
+    }
+
+    fn media_control(&mut self, data: &[u8], _src: SocketAddr, now: Instant, reply: &mut [u8]) -> usize {
+        self.media.as_mut().map_or(0, |m| m.control(data, now, reply))
     }
 }
 
@@ -1402,6 +1447,68 @@ fn limits(cfg: &Config) -> table::Limits {
     }
 }
 
+/// Anchor the media of request `m` (the route ran `anchor_media`): an INVITE or UPDATE with
+/// SDP is an offer (its rewritten body is left in `media.body`), an ACK or PRACK with SDP
+/// the answer to a late offer, a BYE or CANCEL ends the call's media. Returns what its
+/// transaction must remember (INVITE/UPDATE).
+fn anchor_request(
+    media: &mut media::MediaState,
+    m: &Message<'_>,
+    d: &Datagram<'_>,
+    flags: ringsip_config::AnchorFlags,
+) -> Option<table::TxnMedia> {
+    media.body_len = None;
+    let method = m.method()?;
+    match method {
+        Method::Bye | Method::Cancel => {
+            if let Ok(call_id) = m.call_id() {
+                media.end(call_id);
+            }
+            None
+        }
+        Method::Invite | Method::Update => {
+            let offered = media_sdp(media, m, d, true, true, flags).is_some();
+            let initial = method == Method::Invite && m.to().is_ok_and(|t| t.tag().is_none());
+            Some(table::TxnMedia::new(flags, offered, initial))
+        }
+        Method::Ack | Method::Prack => {
+            let _ = media_sdp(media, m, d, true, false, flags);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Rewrite the SDP body of `m`, when it has one, as sent by its From party (`from_sender`)
+/// or its To party, as an offer that may start the call (`create`) or an answer. `Some`
+/// when `media.body` holds the rewritten body.
+pub(crate) fn media_sdp(
+    media: &mut media::MediaState,
+    m: &Message<'_>,
+    d: &Datagram<'_>,
+    from_sender: bool,
+    create: bool,
+    flags: ringsip_config::AnchorFlags,
+) -> Option<usize> {
+    media.body_len = None;
+    let is_sdp = m.content_type().ok().flatten().is_some_and(|ct| ct.is_sdp()) && !m.body().is_empty();
+    if !is_sdp {
+        return None;
+    }
+    let s = media::SipSdp {
+        call_id: m.call_id().ok()?,
+        from_tag: m.from().ok()?.tag()?,
+        to_tag: m.to().ok().and_then(|t| t.tag()),
+        body: m.body(),
+        from_sender,
+        create,
+        source: d.src.ip(),
+        flags,
+    };
+    media.sip(&s, d.now).ok()
+}
+
+pub mod media;
 mod stateful;
 mod table;
 

@@ -17,6 +17,8 @@ pub mod topology;
 pub mod udp;
 
 pub use counters::{Counter, Kind, MediaStats, Metric, Metrics, ShardStats};
-pub use shard::{Datagram, Handler, HandlerFactory, Outbox, Running, RuntimeConfig, ShardInfo, ShardReady, start};
+pub use shard::{
+    Datagram, Handler, HandlerFactory, MediaSetup, Outbox, Running, RuntimeConfig, ShardInfo, ShardReady, start,
+};
 pub use topology::{Placement, ShardPlace, Topology, format_cpu_list, parse_cpu_list};
 pub use udp::{RecvBatch, SendBatch};

@@ -473,6 +473,25 @@ impl MediaIo {
     }
 }
 
+/// Raise the soft limit of open files to at least `want` (up to the hard limit): every media
+/// port is a socket. Returns the soft limit now in force.
+pub fn raise_nofile(want: u64) -> io::Result<u64> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `r` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r.rlim_cur >= want {
+        return Ok(r.rlim_cur);
+    }
+    let new = libc::rlimit { rlim_cur: want.min(r.rlim_max), rlim_max: r.rlim_max };
+    // SAFETY: `new` is a valid rlimit, only read.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(new.rlim_cur)
+}
+
 fn bind_media(addr: SocketAddr, rcvbuf: usize) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let s = Socket::new(domain, Type::DGRAM.nonblocking().cloexec(), Some(Protocol::UDP))?;

@@ -190,6 +190,9 @@ fn check(file: &std::path::Path) -> ExitCode {
         );
     }
     println!("  transactions: {}", cfg.transactions);
+    if let Some(m) = &cfg.media {
+        println!("  media: {m}");
+    }
     println!(
         "  snapshot: {} bytes, content hash {}, built in {:.2} ms",
         snapshot_bytes,
@@ -277,6 +280,38 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>, 
     let registry: ringsip_mgmt::metrics::Registry = Arc::new(Mutex::new(Vec::new()));
     let factory = Arc::new(ringsip_modules::stateless::Factory::new(shared, registry.clone()));
     let published = factory.current.clone();
+    let media = match &cfg.media {
+        None => None,
+        Some(m) => {
+            let shard_ports = match ringsip_media::ports::split(m.ports(), placement.shards.len()) {
+                Ok(p) => p,
+                Err(e) => {
+                    error!(ports = %format!("{}-{}", m.port_min, m.port_max), shards = placement.shards.len(), "media ports: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            // every media port is a socket held for the daemon's lifetime
+            let want = u64::from(m.port_max - m.port_min) + 1 + 4096;
+            match ringsip_runtime::media::raise_nofile(want) {
+                Ok(n) if n < want => {
+                    error!(
+                        have = n,
+                        need = want,
+                        "too few file descriptors for the media ports: raise the hard limit (ulimit -Hn, LimitNOFILE=) or narrow media.ports"
+                    );
+                    return ExitCode::from(1);
+                }
+                Ok(_) => {}
+                Err(e) => warn!("cannot raise the open-file limit: {e}"),
+            }
+            Some(ringsip_runtime::MediaSetup {
+                addr: m.address,
+                shard_ports,
+                control: m.control,
+                min_wait: m.batch_wait,
+            })
+        }
+    };
     let rt = RuntimeConfig {
         listen: cfg.server.listen.iter().map(|l| l.addr).collect(),
         placement: placement.clone(),
@@ -287,7 +322,7 @@ fn run(file: &std::path::Path, shards: Option<usize>, cpus: Option<Vec<usize>>, 
         // how late a transaction timer or a message another shard passed on may be handled
         // on an idle shard (a busy one looks at both after every batch)
         tick: Duration::from_millis(10),
-        media: None,
+        media,
     };
     let stop = Arc::new(AtomicBool::new(false));
     info!(

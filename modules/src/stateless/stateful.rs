@@ -53,6 +53,8 @@ pub(crate) struct Plan {
     pub branch: ringsip_proto::proxy::Branch,
     /// Parallel forking: a branch to every available destination of the selected set.
     pub fork: bool,
+    /// `anchor_media` ran for it.
+    pub media: Option<table::TxnMedia>,
 }
 
 /// Queue a copy of `bytes` to `dest` from listen socket `listen`.
@@ -346,6 +348,7 @@ impl StatelessProxy {
         hex(Fnv::new().mix_u64(key).mix_u64(u64::from(t.gen_)).finish(), &mut t.tag);
         t.failure_route = plan.on_failure;
         t.reply_route = plan.on_reply;
+        t.media = plan.media;
         t.alts = plan.alts;
         t.branch_at = branch_at;
         let written = !fwd.is_empty();
@@ -639,9 +642,21 @@ impl StatelessProxy {
                 return false;
             }
         }
+        // an anchored INVITE's provisional or 2xx with SDP: its answer (or a late offer)
+        let mut body = None;
+        if let (Some(tm), Some(media)) = (self.txns.slots[i].media, self.media.as_mut())
+            && (101..300).contains(&code)
+            && super::media_sdp(media, m, d, false, !tm.offered(), tm.flags()).is_some()
+        {
+            body = media.body_len;
+        }
+        let body = body.and_then(|n| self.media.as_ref().map(|md| &md.body[..n]));
         let mut e = Edits::new();
         let ok = (|| -> Result<(), ringsip_proto::WriteError> {
             e.remove_top_via(m)?;
+            if let Some(b) = body {
+                e.replace_body(m, b)?;
+            }
             if code == 503 {
                 // "A proxy which receives a 503 ... SHOULD NOT forward it upstream" (§16.7)
                 let line_end = memchr::memmem::find(m.buffer(), b"\r\n").unwrap_or(0);
@@ -829,6 +844,8 @@ impl StatelessProxy {
         }
         std::mem::swap(&mut t.best, &mut t.resp);
         t.final_sent = true;
+        self.end_failed_media(i);
+        let t = &mut self.txns.slots[i];
         let code = if t.best_code == 503 { 500 } else { t.best_code };
         let r = &t.resp;
         if send_copy(out, t.listen, t.upstream, r) {
@@ -838,8 +855,26 @@ impl StatelessProxy {
         self.server_event(i, Event::TuResponse(Code(code)), now, out);
     }
 
+    /// An anchored initial INVITE failed: its call's media ends.
+    fn end_failed_media(&mut self, i: usize) {
+        let t = &self.txns.slots[i];
+        let (Some(tm), Some(media)) = (t.media, self.media.as_mut()) else { return };
+        if !t.invite || !tm.initial() {
+            return;
+        }
+        let mut m = Message::new();
+        if m.parse_into(&t.req).is_ok()
+            && let Ok(call_id) = m.call_id()
+        {
+            media.end(call_id);
+        }
+    }
+
     /// A final response ringsip makes itself, sent through the server transaction.
     fn local_final(&mut self, i: usize, code: u16, reason: &[u8], now: u64, out: &mut Outbox<'_>) {
+        if code >= 300 {
+            self.end_failed_media(i);
+        }
         let req = std::mem::take(&mut self.txns.slots[i].req);
         let mut m = Message::new();
         let t = &self.txns.slots[i];

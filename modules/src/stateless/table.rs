@@ -298,6 +298,53 @@ pub(crate) struct Txn {
     /// An INVITE answered 2xx stays until then (RFC 6026's Accepted state, Timer L =
     /// 64·T1), absorbing retransmitted INVITEs that would otherwise be relayed again.
     pub accepted_until: Option<u64>,
+    /// The route anchored its media (`anchor_media`).
+    pub media: Option<TxnMedia>,
+}
+
+/// How a transaction's media is anchored, in one byte (a transaction slot stays within
+/// 512 bytes): the `anchor_media` flags, whether the request carried an offer (so a
+/// response's SDP is the answer; without one, the response's SDP is a late offer), and
+/// whether it is an initial INVITE (no To tag: its failure ends the call's media).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxnMedia(u8);
+
+impl TxnMedia {
+    const ICE_REMOVE: u8 = 1;
+    const ASYMMETRIC: u8 = 2;
+    const TRUST_ADDRESS: u8 = 4;
+    const REPLACE_ORIGIN: u8 = 8;
+    const OFFERED: u8 = 16;
+    const INITIAL: u8 = 32;
+
+    pub fn new(flags: ringsip_config::AnchorFlags, offered: bool, initial: bool) -> TxnMedia {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        TxnMedia(
+            bit(flags.ice_remove, Self::ICE_REMOVE)
+                | bit(flags.asymmetric, Self::ASYMMETRIC)
+                | bit(flags.trust_address, Self::TRUST_ADDRESS)
+                | bit(flags.replace_origin, Self::REPLACE_ORIGIN)
+                | bit(offered, Self::OFFERED)
+                | bit(initial, Self::INITIAL),
+        )
+    }
+
+    pub fn flags(self) -> ringsip_config::AnchorFlags {
+        ringsip_config::AnchorFlags {
+            ice_remove: self.0 & Self::ICE_REMOVE != 0,
+            asymmetric: self.0 & Self::ASYMMETRIC != 0,
+            trust_address: self.0 & Self::TRUST_ADDRESS != 0,
+            replace_origin: self.0 & Self::REPLACE_ORIGIN != 0,
+        }
+    }
+
+    pub fn offered(self) -> bool {
+        self.0 & Self::OFFERED != 0
+    }
+
+    pub fn initial(self) -> bool {
+        self.0 & Self::INITIAL != 0
+    }
 }
 
 impl Txn {
@@ -325,6 +372,7 @@ impl Txn {
             legs: Vec::new(),
             next_leg: 0,
             failure_route: None,
+            media: None,
             reply_route: None,
             alts: Alts::default(),
             cancelled: false,
@@ -681,6 +729,26 @@ mod size {
     use super::*;
 
     /// The documented per-transaction cost (docs/proto.md, "Memory") stays true.
+    #[test]
+    fn txn_media_packs_its_flags() {
+        let f = ringsip_config::AnchorFlags {
+            ice_remove: true,
+            asymmetric: false,
+            trust_address: true,
+            replace_origin: false,
+        };
+        let m = TxnMedia::new(f, true, false);
+        assert_eq!((m.flags(), m.offered(), m.initial()), (f, true, false));
+        let g = ringsip_config::AnchorFlags {
+            ice_remove: false,
+            asymmetric: true,
+            trust_address: false,
+            replace_origin: true,
+        };
+        let m = TxnMedia::new(g, false, true);
+        assert_eq!((m.flags(), m.offered(), m.initial()), (g, false, true));
+    }
+
     #[test]
     fn a_transaction_costs_what_the_docs_say() {
         let (txn, leg) = (std::mem::size_of::<Txn>(), std::mem::size_of::<Leg>());
