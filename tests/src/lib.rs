@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod e2e;
+pub mod ua;
 
 /// The shared material (`../shared` from the project root), or `RINGSIP_SHARED`.
 pub fn shared_dir() -> PathBuf {
