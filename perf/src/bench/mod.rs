@@ -24,6 +24,9 @@
 //! loaded, built into a snapshot and pushed over the control socket; it reports each step's time,
 //! the daemon's memory, and call-setup latency before, around and after the swap.
 //!
+//! `ringsip-bench rtp` (module `rtp`) is the RTP relay benchmark of `shared/bench/run-rtp-bench.sh`:
+//! calls over the ng protocol, RTP through ringsip's relay (and rtpengine and the floor relay).
+//!
 //! Modules: `loadgen` (UAC + UAS engine), `sip` (scanner, templates, writers), `timer` (pacing,
 //! timer wheel), `hist` (latency histogram), `procfs` (/proc readers), `router` (starting and
 //! stopping routers), `report` (result definitions, table, JSON), `push` (the push benchmark),
@@ -35,6 +38,7 @@ mod procfs;
 mod push;
 mod report;
 mod router;
+mod rtp;
 mod sip;
 mod sys;
 mod timer;
@@ -82,6 +86,9 @@ enum Cmd {
     /// A config push under load: a 1,000,000-prefix mtree is loaded, built and pushed while
     /// calls flow; times of each step, daemon memory, call-setup latency around the swap.
     Push(push::PushArgs),
+    /// RTP relay: calls set up over the ng protocol, RTP both ways through the relay, loss,
+    /// latency, jitter and relay CPU per packet (vs rtpengine and the floor relay).
+    Rtp(rtp::RtpArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -242,6 +249,7 @@ pub fn main() -> ExitCode {
         Cmd::Lb(a) => lb(a),
         Cmd::Stateful(a) => stateful(a),
         Cmd::Push(a) => push::push(a),
+        Cmd::Rtp(a) => rtp::rtp(a),
     }
 }
 
