@@ -366,6 +366,12 @@ impl Control {
         idle.len()
     }
 
+    /// Never hand out the pair of `port` (it has no socket). False when it was already out of
+    /// the pool (or is not in its range).
+    pub fn withhold(&mut self, port: u16) -> bool {
+        self.pool.withhold(port)
+    }
+
     /// Ports free in the pool (RTP and RTCP: two per free pair).
     pub fn ports_free(&self) -> usize {
         2 * self.pool.available()

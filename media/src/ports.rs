@@ -110,6 +110,20 @@ impl Pool {
         true
     }
 
+    /// Take the pair of `port` (RTP or RTCP) out of the pool for good: its port cannot be
+    /// used (another program holds it). False when it is not this pool's or already out.
+    pub fn withhold(&mut self, port: u16) -> bool {
+        let rtp = port & !1;
+        let Some(k) = self.index(rtp) else { return false };
+        let bit = 1u64 << (k % 64);
+        if self.used[k / 64] & bit != 0 {
+            return false;
+        }
+        self.used[k / 64] |= bit;
+        self.free.retain(|&p| p != rtp);
+        true
+    }
+
     /// Pairs free now.
     pub fn available(&self) -> usize {
         self.free.len()
@@ -151,6 +165,18 @@ mod tests {
         assert_eq!(p.take(), Some(30002));
         assert_eq!(p.take(), None, "exhausted");
         assert_eq!((p.in_use(), p.available()), (3, 0));
+    }
+
+    #[test]
+    fn withheld_pairs_are_never_handed_out() {
+        let mut p = Pool::new(30000..=30007).unwrap();
+        assert!(p.withhold(30003), "RTCP port 30003 takes pair 30002 out");
+        assert!(!p.withhold(30002), "already out");
+        assert!(!p.withhold(50000), "not this pool's");
+        assert_eq!(p.available(), 3);
+        let mut got: Vec<u16> = std::iter::from_fn(|| p.take()).collect();
+        got.sort();
+        assert_eq!(got, vec![30000, 30004, 30006]);
     }
 
     #[test]

@@ -1407,6 +1407,12 @@ impl Handler for StatelessProxy {
         self.media.as_mut()?.packet(port, src, data.len(), now)
     }
 
+    fn media_ports_unavailable(&mut self, ports: &[u16]) {
+        if let Some(m) = &mut self.media {
+            m.withhold(ports);
+        }
+    }
+
     fn media_control(&mut self, data: &[u8], _src: SocketAddr, now: Instant, reply: &mut [u8]) -> usize {
         self.media.as_mut().map_or(0, |m| m.control(data, now, reply))
     }

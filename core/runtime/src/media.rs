@@ -89,6 +89,8 @@ const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_in6>();
 /// The header the kernel writes before the name and the payload of a multishot receive.
 const RECVMSG_OUT: usize = 16;
 const BUFFER_GROUP: u16 = 0;
+/// Completions a wait with a minimum wait asks for.
+const BATCH_WANT: usize = 64;
 
 fn tag(kind: u64, index: usize) -> u64 {
     (kind << KIND_SHIFT) | index as u64
@@ -170,7 +172,8 @@ pub struct MediaIo {
     buffer_size: usize,
     /// Template for the multishot receives (only its name and control lengths are read).
     msghdr: Box<libc::msghdr>,
-    socks: Vec<OwnedFd>,
+    socks: Vec<Option<OwnedFd>>,
+    unavailable: Vec<u16>,
     first: u16,
     polled: Vec<RawFd>,
     send_bufs: Box<[u8]>,
@@ -207,12 +210,26 @@ impl MediaIo {
         }
         let mut socks = Vec::with_capacity(cfg.ports.len());
         let mut local = Vec::with_capacity(cfg.ports.len());
+        let mut unavailable = Vec::new();
         for port in cfg.ports.clone() {
             let addr = SocketAddr::new(cfg.addr, port);
-            let s = bind_media(addr, cfg.rcvbuf)
-                .map_err(|e| io::Error::new(e.kind(), format!("media port {addr}: {e}")))?;
-            socks.push(s);
+            match bind_media(addr, cfg.rcvbuf) {
+                Ok(s) => socks.push(Some(s)),
+                // another program holds it (often an ephemeral port of an outgoing
+                // connection: reserve the range with net.ipv4.ip_local_reserved_ports)
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    socks.push(None);
+                    unavailable.push(port);
+                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("media port {addr}: {e}"))),
+            }
             local.push(addr);
+        }
+        if unavailable.len() == socks.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("every media port of {}-{} is in use", cfg.ports.start(), cfg.ports.end()),
+            ));
         }
         let sq = 4096u32;
         let ring = IoUring::builder()
@@ -221,7 +238,8 @@ impl MediaIo {
             .setup_cqsize(sq * 8)
             .build(sq)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring setup: {e}")))?;
-        let fds: Vec<RawFd> = socks.iter().map(|s| s.as_raw_fd()).collect();
+        // a port another program holds is a sparse entry (-1)
+        let fds: Vec<RawFd> = socks.iter().map(|s| s.as_ref().map_or(-1, |s| s.as_raw_fd())).collect();
         ring.submitter()
             .register_files(&fds)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring: registering {} media sockets: {e}", fds.len())))?;
@@ -257,10 +275,13 @@ impl MediaIo {
             min_wait: cfg.min_wait,
             stats,
             socks,
+            unavailable,
             local,
         };
         for i in 0..io.socks.len() {
-            io.arm_recv(i as u32)?;
+            if io.socks[i].is_some() {
+                io.arm_recv(i as u32)?;
+            }
         }
         for i in 0..io.polled.len() {
             io.arm_poll(i)?;
@@ -269,9 +290,15 @@ impl MediaIo {
         Ok(io)
     }
 
-    /// The bound media addresses, in port order.
+    /// The media addresses, in port order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local
+    }
+
+    /// Ports of the range another program held at start: they have no socket, and the
+    /// handler must not hand them out.
+    pub fn unavailable(&self) -> &[u16] {
+        &self.unavailable
     }
 
     fn push_sqe(&mut self, e: &squeue::Entry) -> io::Result<()> {
@@ -321,7 +348,10 @@ impl MediaIo {
         if !self.min_wait.is_zero() {
             args = args.min_wait_usec(self.min_wait.as_micros().min(u128::from(u32::MAX)) as u32);
         }
-        match self.ring.submitter().submit_with_args(1, &args) {
+        // with a minimum wait, ask for a batch: the kernel waits up to `min_wait` for it, then
+        // returns with whatever has arrived (at least one), or waits on for the first
+        let want = if self.min_wait.is_zero() { 1 } else { BATCH_WANT };
+        match self.ring.submitter().submit_with_args(want, &args) {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
             Err(e) => Err(e),
@@ -441,7 +471,11 @@ impl MediaIo {
         let port = self.first.wrapping_add(index as u16);
         let payload = out.payload_data();
         let Some((from_port, to)) = on_packet(port, src, payload) else { return false };
-        let Some(from) = from_port.checked_sub(self.first).map(usize::from).filter(|&i| i < self.socks.len()) else {
+        let Some(from) = from_port
+            .checked_sub(self.first)
+            .map(usize::from)
+            .filter(|&i| self.socks.get(i).is_some_and(Option::is_some))
+        else {
             self.stats.tx_errors.inc();
             return false;
         };
@@ -670,12 +704,29 @@ mod tests {
     }
 
     #[test]
-    fn a_taken_port_is_a_clear_error() {
-        let ports = free_range(3);
-        let held = UdpSocket::bind(("127.0.0.1", *ports.start() + 1)).unwrap();
+    fn ports_another_program_holds_are_left_out_and_reported() {
+        let ports = free_range(4);
+        let first = *ports.start();
+        let held = UdpSocket::bind(("127.0.0.1", first + 1)).unwrap();
         let cfg = MediaIoConfig::new("127.0.0.1".parse().unwrap(), ports.clone());
-        let err = MediaIo::new(&cfg, &[], Arc::new(MediaStats::default())).err().expect("bind must fail");
-        assert!(err.to_string().contains(&format!("127.0.0.1:{}", ports.start() + 1)), "{err}");
+        let mut m = MediaIo::new(&cfg, &[], Arc::new(MediaStats::default())).unwrap();
+        assert_eq!(m.unavailable(), &[first + 1]);
+        // the others work
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.send_to(b"x", ("127.0.0.1", first + 2)).unwrap();
+        let c = pump(&mut m, 1, |port, _, _| {
+            assert_eq!(port, first + 2);
+            Some((first + 1, a.local_addr().unwrap()))
+        });
+        assert_eq!((c.received, c.forwarded), (1, 0), "nothing is sent from a port ringsip does not hold");
+        // all of them taken: a clear error
+        let one = free_range(1);
+        let _held2 = UdpSocket::bind(("127.0.0.1", *one.start())).unwrap();
+        let err =
+            MediaIo::new(&MediaIoConfig::new("127.0.0.1".parse().unwrap(), one), &[], Arc::new(MediaStats::default()))
+                .err()
+                .expect("no port at all");
+        assert!(err.to_string().contains("in use"), "{err}");
         drop(held);
     }
 }

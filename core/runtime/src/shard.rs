@@ -137,6 +137,9 @@ pub trait Handler {
     fn media_packet(&mut self, _port: u16, _src: SocketAddr, _data: &[u8], _now: Instant) -> Option<(u16, SocketAddr)> {
         None
     }
+    /// Media ports of this shard's range that have no socket (another program held them at
+    /// start): never hand them out.
+    fn media_ports_unavailable(&mut self, _ports: &[u16]) {}
     /// A datagram on the media control port (rtpengine's ng protocol): write the reply into
     /// `reply` and return its length (0: no reply).
     fn media_control(&mut self, _data: &[u8], _src: SocketAddr, _now: Instant, _reply: &mut [u8]) -> usize {
@@ -412,6 +415,15 @@ async fn media_loop<H: Handler>(
     let mut io_cfg = MediaIoConfig::new(l.media.addr, l.ports.clone());
     io_cfg.min_wait = l.media.min_wait;
     let mut media = MediaIo::new(&io_cfg, &polled, stats.media.clone())?;
+    if !media.unavailable().is_empty() {
+        warn!(
+            shard = l.place.shard,
+            ports = media.unavailable().len(),
+            first = media.unavailable()[0],
+            "media ports held by another program are left out (reserve the range: sysctl net.ipv4.ip_local_reserved_ports)"
+        );
+        handler.media_ports_unavailable(media.unavailable());
+    }
     let _ = ready.send(Ok(ShardReady { shard: l.place.shard, sockets: l.bound.to_vec() }));
     info!(
         shard = l.place.shard,

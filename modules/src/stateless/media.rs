@@ -178,6 +178,14 @@ impl MediaState {
         }
     }
 
+    /// Ports with no socket: their pairs are never handed out.
+    pub fn withhold(&mut self, ports: &[u16]) {
+        for &p in ports {
+            self.control.withhold(p);
+        }
+        self.gauges();
+    }
+
     /// An ng control datagram; the reply goes into `reply`.
     pub fn control(&mut self, data: &[u8], now: Instant, reply: &mut [u8]) -> usize {
         self.stats.ng_requests.inc();

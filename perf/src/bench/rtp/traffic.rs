@@ -92,13 +92,26 @@ pub(crate) fn setup_calls(ng: &mut Ng, n: usize, o: &SetupOpts, stop: &AtomicBoo
     if u32::from(o.base_port) + 4 * n as u32 > 65536 {
         return (calls, Some(format!("{n} calls do not fit above --base-port {} (4 ports per call)", o.base_port)));
     }
+    // leg ports from --base-port up, 4 per call; a pair another program holds (an ephemeral
+    // port of some connection) is skipped
+    let mut next = u32::from(o.base_port);
     for i in 0..n {
         if stop.load(Ordering::Relaxed) {
             return (calls, Some("interrupted".into()));
         }
-        let pa = o.base_port + 4 * i as u16;
-        let pb = pa + 2;
-        match setup_one(ng, i, pa, pb, o) {
+        let (sa, sb, pa, pb) = loop {
+            if next + 2 > 65535 {
+                return (calls, Some(format!("no free leg ports left above --base-port {}", o.base_port)));
+            }
+            let (pa, pb) = (next as u16, next as u16 + 2);
+            next += 4;
+            match (leg_socket(pa, o.sock_buf, o.timestamps), leg_socket(pb, o.sock_buf, o.timestamps)) {
+                (Ok(a), Ok(b)) => break (a, b, pa, pb),
+                (Err(e), _) | (_, Err(e)) if !e.contains("in use") => return (calls, Some(e)),
+                _ => continue,
+            }
+        };
+        match setup_one(ng, i, (sa, pa), (sb, pb), o) {
             Ok(c) => calls.push(c),
             Err(e) => return (calls, Some(e)),
         }
@@ -106,9 +119,13 @@ pub(crate) fn setup_calls(ng: &mut Ng, n: usize, o: &SetupOpts, stop: &AtomicBoo
     (calls, None)
 }
 
-fn setup_one(ng: &mut Ng, i: usize, pa: u16, pb: u16, o: &SetupOpts) -> Result<Call, String> {
-    let sa = leg_socket(pa, o.sock_buf, o.timestamps)?;
-    let sb = leg_socket(pb, o.sock_buf, o.timestamps)?;
+fn setup_one(
+    ng: &mut Ng,
+    i: usize,
+    (sa, pa): (UdpSocket, u16),
+    (sb, pb): (UdpSocket, u16),
+    o: &SetupOpts,
+) -> Result<Call, String> {
     let id = format!("bench-{}-{}-{i}@127.0.0.1", std::process::id(), o.run_tag);
     let ft = format!("ft{i}");
     match offer_answer(ng, i, &id, &ft, pa, pb) {
