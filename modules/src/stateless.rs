@@ -222,6 +222,7 @@ impl HandlerFactory for Factory {
             out_scratch: stateful::Scratch::new(SCRATCH_BYTES),
             branch_finder: memchr::memmem::Finder::new(&table::write_branch(0, 0, 0, 0, 0)).into_owned(),
             media: None,
+            shards: shard.shards,
             shared,
             stats,
         };
@@ -282,6 +283,8 @@ pub struct StatelessProxy {
     stats: Arc<ProxyStats>,
     /// The media relay of this shard, when `[media]` is configured.
     media: Option<media::MediaState>,
+    /// How many shards run.
+    shards: usize,
     /// This shard's per-destination counters for `shared`'s dispatcher.
     dests: Arc<DestStats>,
     /// This shard's transactions.
@@ -894,6 +897,18 @@ impl StatelessProxy {
             return;
         }
 
+        // an in-dialog request of a call whose media another shard anchored goes there (its
+        // Record-Route named the shard), retransmissions included
+        if self.shards > 1
+            && self.media.is_some()
+            && let Some(owner) = self.media_owner(m)
+            && owner != self.shard
+            && owner < self.shards
+        {
+            self.hand_off(owner, d);
+            return;
+        }
+
         // a retransmission, a CANCEL or the ACK of a transaction this shard holds is the
         // transaction's (§17.2.3), before any route runs
         if self.txn_request(m, d, out) {
@@ -1002,6 +1017,17 @@ impl StatelessProxy {
                 }
             }
         }
+    }
+
+    /// The shard holding the media of the dialog of in-dialog request `m`: the `rsm` parameter
+    /// of its top Route entry when that entry is ringsip's.
+    fn media_owner(&self, m: &Message<'_>) -> Option<usize> {
+        let top = m.routes().next()?.ok()?;
+        if !self.myself.has_uri(top.uri()) {
+            return None;
+        }
+        let v = top.uri().params().get(b"rsm")??;
+        std::str::from_utf8(v).ok()?.parse().ok()
     }
 
     /// Max-Forwards and loop checks before a request is forwarded (§16.6 step 3, §16.3 steps
@@ -1128,12 +1154,27 @@ impl StatelessProxy {
                 rr_len += b.len();
                 Some(())
             };
+            // an anchored call's media lives on this shard: the dialog's later requests,
+            // which may reach another shard (the callee's), are passed here (`rsm`)
+            let mut mark = [0u8; 32];
+            let mut mark_len = 0;
+            if run.anchor.is_some() && self.shards > 1 {
+                let p = b";rsm=";
+                mark[..p.len()].copy_from_slice(p);
+                let mut nb = [0u8; 20];
+                let v = itoa(self.shard as i64, &mut nb);
+                mark[p.len()..p.len() + v.len()].copy_from_slice(v);
+                mark_len = p.len() + v.len();
+            }
+            let mark = &mark[..mark_len];
             put(b"<sip:")?;
             put(&self.sent_by[li])?;
+            put(mark)?;
             put(b";lr>")?;
             if li != d.listen {
                 put(b", <sip:")?;
                 put(&self.sent_by[d.listen])?;
+                put(mark)?;
                 put(b";lr>")?;
             }
         }

@@ -94,6 +94,8 @@ pub struct Ua {
     tag: String,
     cseq: u32,
     branch: u32,
+    /// The last INVITE sent (a CANCEL copies its Via, From, To, Call-ID and CSeq number).
+    last_invite: Option<Msg>,
 }
 
 impl Ua {
@@ -114,7 +116,7 @@ impl Ua {
         for s in [&rtp, &rtcp] {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         }
-        Ua { sip, rtp, rtcp, user: user.to_string(), tag: format!("{user}-tag"), cseq: 0, branch: 0 }
+        Ua { sip, rtp, rtcp, user: user.to_string(), tag: format!("{user}-tag"), cseq: 0, branch: 0, last_invite: None }
     }
 
     /// Its SIP address.
@@ -166,7 +168,24 @@ impl Ua {
             len = body.len()
         );
         self.send(proxy, &text);
+        self.last_invite = Some(Msg(text));
         call_id.to_string()
+    }
+
+    /// CANCEL the last INVITE (RFC 3261 §9.1: its Request-URI, top Via, From, To, Call-ID and
+    /// CSeq number).
+    pub fn cancel(&self, proxy: SocketAddr) {
+        let inv = self.last_invite.as_ref().expect("an INVITE to cancel");
+        let uri = inv.first_line().split(' ').nth(1).unwrap_or("");
+        let n = inv.header("CSeq").and_then(|c| c.split(' ').next()).unwrap_or("1");
+        let t = format!(
+            "CANCEL {uri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {n} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            inv.header("Via").unwrap_or(""),
+            inv.header("From").unwrap_or(""),
+            inv.header("To").unwrap_or(""),
+            inv.header("Call-ID").unwrap_or("")
+        );
+        self.send(proxy, &t);
     }
 
     /// Answer a request `req` (received from `from`) with `code` and an optional SDP body,
@@ -223,6 +242,36 @@ impl Ua {
             ok.header("To").unwrap_or(""),
             ok.header("Call-ID").unwrap_or("")
         );
+        self.send(proxy, &t);
+    }
+}
+
+impl Ua {
+    /// An in-dialog request from the callee's side of the dialog `inv` (the INVITE this UA
+    /// answered): to the proxy, with the route set (the INVITE's Record-Route, in order), to
+    /// the caller's Contact, with an optional SDP body.
+    pub fn in_dialog_as_callee(&mut self, proxy: SocketAddr, inv: &Msg, method: &str, body: Option<&str>) {
+        self.cseq += 1;
+        let via = self.via();
+        let contact = inv.header("Contact").unwrap_or("").trim_matches(|c| c == '<' || c == '>').to_string();
+        let mut t = format!("{method} {contact} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n");
+        for r in inv.headers("Record-Route").iter().flat_map(|h| h.split(',')).map(str::trim) {
+            t += &format!("Route: {r}\r\n");
+        }
+        t += &format!(
+            "From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:{}@{}>\r\n",
+            inv.header("To").unwrap_or(""),
+            self.tag,
+            inv.header("From").unwrap_or(""),
+            inv.header("Call-ID").unwrap_or(""),
+            self.cseq,
+            self.user,
+            self.sip_addr()
+        );
+        match body {
+            Some(b) => t += &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}", b.len()),
+            None => t += "Content-Length: 0\r\n\r\n",
+        }
         self.send(proxy, &t);
     }
 }

@@ -45,11 +45,15 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        Net::with_ports(40)
+    }
+
+    fn with_ports(n: u16) -> Net {
         Net {
             sip: format!("127.0.0.1:{}", e2e::free_udp_port()).parse().unwrap(),
             metrics: format!("127.0.0.1:{}", e2e::free_tcp_port()).parse().unwrap(),
             ng: format!("127.0.0.1:{}", e2e::free_udp_port()).parse().unwrap(),
-            ports: free_range(40),
+            ports: free_range(n),
         }
     }
 }
@@ -211,6 +215,40 @@ fn a_call_is_anchored_media_flows_both_ways_latching_finds_the_nated_caller_and_
 }
 
 #[test]
+fn a_rejected_or_cancelled_invite_gives_its_ports_back() {
+    let _x = e2e::exclusive();
+    let net = Net::new();
+    let mut alice = Ua::new("alice");
+    let bob = Ua::new("bob");
+    let d = start("media-fail", &config(&net, bob.sip_addr(), "60s"), &net);
+    let offer = sdp("127.0.0.1", alice.rtp_addr().port(), 1);
+
+    // bob is busy: 486 ends the call's media
+    alice.invite(net.sip, "bob", "media-busy", &offer);
+    let (inv, from) = bob.recv_until(Duration::from_secs(5), |m| m.method() == Some("INVITE")).expect("INVITE");
+    assert!(inv.sdp_media().is_some_and(|a| in_range(a, &net)), "anchored");
+    assert_eq!(metric(&d, "ringsip_media_calls"), 1.0);
+    bob.respond(&inv, from, 486, "Busy Here", None);
+    alice.recv_until(Duration::from_secs(5), |m| m.status() == Some(486)).expect("the 486 reaches alice");
+    assert!(e2e::wait_for(Duration::from_secs(3), || metric(&d, "ringsip_media_calls") == 0.0), "486 ended it");
+
+    // alice gives up while it rings: CANCEL, 487, media ended
+    alice.invite(net.sip, "bob", "media-cancel", &offer);
+    let (inv, from) = bob.recv_until(Duration::from_secs(5), |m| m.method() == Some("INVITE")).expect("INVITE");
+    bob.respond(&inv, from, 180, "Ringing", None);
+    alice.recv_until(Duration::from_secs(5), |m| m.status() == Some(180)).expect("180");
+    assert_eq!(metric(&d, "ringsip_media_calls"), 1.0);
+    alice.cancel(net.sip);
+    let (cancel, cfrom) = bob.recv_until(Duration::from_secs(5), |m| m.method() == Some("CANCEL")).expect("CANCEL");
+    bob.respond(&cancel, cfrom, 200, "OK", None);
+    bob.respond(&inv, from, 487, "Request Terminated", None);
+    alice.recv_until(Duration::from_secs(5), |m| m.status() == Some(487)).expect("the 487 reaches alice");
+    assert!(e2e::wait_for(Duration::from_secs(3), || metric(&d, "ringsip_media_calls") == 0.0), "CANCEL ended it");
+    assert_eq!(metric(&d, "ringsip_media_ports_free"), 40.0);
+    assert_eq!(metric(&d, "ringsip_media_calls_ended_total"), 2.0);
+}
+
+#[test]
 fn a_call_without_media_ends_after_the_inactivity_timeout() {
     let _x = e2e::exclusive();
     let net = Net::new();
@@ -226,6 +264,57 @@ fn a_call_without_media_ends_after_the_inactivity_timeout() {
     assert!(t0.elapsed() >= Duration::from_millis(500), "not before its timeout");
     assert_eq!(metric(&d, "ringsip_media_calls_expired_total"), 1.0);
     assert_eq!(metric(&d, "ringsip_media_ports_free"), 40.0);
+}
+
+#[test]
+fn with_two_shards_the_callees_requests_reach_the_shard_holding_the_media() {
+    let _x = e2e::exclusive();
+    // each shard gets half the range; any one of them may hold all 16 calls (4 ports each)
+    let net = Net::with_ports(128);
+    let mut bob = Ua::new("bob");
+    let d = Daemon::with_config("media-2", &config(&net, bob.sip_addr(), "60s"), &["--shards", "2"], Some(net.metrics));
+    // 16 callers on 16 source ports: the kernel spreads them over both shards, while every
+    // request of bob's comes from one port, so about half of his land on the other shard
+    let mut calls = Vec::new();
+    for i in 0..16 {
+        let mut alice = Ua::new("alice");
+        let offer = sdp("127.0.0.1", alice.rtp_addr().port(), 1);
+        let (inv, ok) = call(&net, &mut alice, &bob, &format!("media-2-{i}"), &offer);
+        calls.push((alice, inv.clone(), ok.sdp_media().unwrap(), inv.sdp_media().unwrap()));
+    }
+    let m = d.metrics();
+    assert_eq!(
+        m.sum("ringsip_media_calls"),
+        16.0,
+        "{:?}",
+        m.0.iter().filter(|(k, _)| k.contains("media") || k.contains("handoff")).collect::<Vec<_>>()
+    );
+    for (alice, inv, to_a, to_b) in &calls {
+        // bob's re-INVITE (a new offer, same port) is anchored by the shard holding the call:
+        // alice is told the port she already sends to, bob gets his port back in the answer
+        bob.in_dialog_as_callee(net.sip, inv, "INVITE", Some(&sdp("127.0.0.1", bob.rtp_addr().port(), 3)));
+        let (re, from) = alice
+            .recv_until(Duration::from_secs(5), |m| m.method() == Some("INVITE"))
+            .unwrap_or_else(|| panic!("bob's re-INVITE did not reach alice:\n{}", d.log_text()));
+        assert_eq!(re.sdp_media(), Some(*to_a), "the re-offer points alice at her port:\n{}", re.0);
+        alice.respond(&re, from, 200, "OK", Some(&sdp("127.0.0.1", alice.rtp_addr().port(), 4)));
+        let (ok, _) = bob
+            .recv_until(Duration::from_secs(5), |m| m.status() == Some(200))
+            .expect("the re-INVITE's 200 reaches bob");
+        assert_eq!(ok.sdp_media(), Some(*to_b), "the answer points bob at his port");
+    }
+    assert_eq!(metric(&d, "ringsip_media_calls"), 16.0, "no second call for a re-INVITE");
+    assert!(metric(&d, "ringsip_handoffs_total") > 0.0, "some of bob's requests went to the other shard");
+    for (alice, inv, _, _) in &calls {
+        bob.in_dialog_as_callee(net.sip, inv, "BYE", None);
+        let (bye, from) = alice.recv_until(Duration::from_secs(5), |m| m.method() == Some("BYE")).expect("bob's BYE");
+        alice.respond(&bye, from, 200, "OK", None);
+    }
+    assert!(
+        e2e::wait_for(Duration::from_secs(3), || metric(&d, "ringsip_media_calls") == 0.0),
+        "bob's BYEs ended every call's media, on whichever shard held it"
+    );
+    assert_eq!(metric(&d, "ringsip_media_ports_free"), 128.0);
 }
 
 /// A bencoded ng request.

@@ -513,7 +513,7 @@ impl StatelessProxy {
     }
 
     /// Pass a message to the shard that owns its transaction.
-    fn hand_off(&self, shard: usize, d: &Datagram<'_>) -> bool {
+    pub(super) fn hand_off(&self, shard: usize, d: &Datagram<'_>) -> bool {
         let Some(q) = self.handoff.queues.get(shard) else { return false };
         let mut data = self.handoff.pool.pop().unwrap_or_default();
         data.clear();
