@@ -234,6 +234,16 @@ impl Plane {
             Err(e) => return (self.refuse(e.to_string()), false),
         };
         let compiled = received.elapsed();
+        if old.config.media.is_some() != new.config.media.is_some() {
+            return (
+                self.refuse(if new.config.media.is_some() {
+                    "the snapshot adds [media]: the media relay binds its ports when ringsip starts, so a running daemon cannot start it (anchor_media would anchor nothing); restart ringsip with this config"
+                } else {
+                    "the snapshot removes [media]: the media relay of the running daemon holds calls and ports; restart ringsip with this config"
+                }),
+                false,
+            );
+        }
         let changes = changes(&old, &new);
         let warnings = restart_only(&old.config, &new.config);
         let meta = new.meta;
@@ -544,6 +554,9 @@ pub fn restart_only(o: &ringsip_config::Config, n: &ringsip_config::Config) -> V
     check("sndbuf", a.sndbuf == b.sndbuf);
     check("batch", a.batch == b.batch);
     check("sticky_entries", a.sticky_entries == b.sticky_entries);
+    if o.media != n.media {
+        out.push("media changed: the relay's address, ports and timers take effect at the next restart; the running values stay".into());
+    }
     out
 }
 

@@ -317,6 +317,43 @@ fn with_two_shards_the_callees_requests_reach_the_shard_holding_the_media() {
     assert_eq!(metric(&d, "ringsip_media_ports_free"), 128.0);
 }
 
+#[test]
+fn a_push_cannot_add_or_remove_the_media_relay() {
+    let _x = e2e::exclusive();
+    let net = Net::new();
+    let dir = TempDir::new("media-push");
+    let sock = dir.0.join("ctl.sock");
+    let with_media = config(&net, "127.0.0.1:9".parse().unwrap(), "60s")
+        .replace("[server]\n", &format!("[server]\ncontrol_socket = \"{}\"\n", sock.display()));
+    // the same config without [media] and without anchor_media
+    let start_at = with_media.find("[media]").unwrap();
+    let end_at = with_media.find("[[dispatcher.set]]").unwrap();
+    let without = format!("{}{}", &with_media[..start_at], &with_media[end_at..])
+        .replace("\"anchor_media replace_origin\", ", "")
+        .replace("\"anchor_media\", ", "");
+    let f_with = dir.0.join("with.toml");
+    let f_without = dir.0.join("without.toml");
+    std::fs::write(&f_with, &with_media).unwrap();
+    std::fs::write(&f_without, &without).unwrap();
+    let mut d = Daemon::start(&f_without, &["--shards", "1"], Some(net.metrics));
+    let out = e2e::ctl(&sock, &["push", f_with.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "refused: {out:?}");
+    assert!(out.stderr.contains("adds [media]") && out.stderr.contains("restart"), "{}", out.stderr);
+    d.stop();
+    let _d = Daemon::start(&f_with, &["--shards", "1"], Some(net.metrics));
+    let out = e2e::ctl(&sock, &["push", f_without.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "refused: {out:?}");
+    assert!(out.stderr.contains("removes [media]"), "{}", out.stderr);
+    // a change inside [media] is taken (routes may change) and the relay keeps its settings
+    let changed = dir.0.join("changed.toml");
+    std::fs::write(&changed, with_media.replace("timeout = \"60s\"", "timeout = \"30s\"")).unwrap();
+    let out = e2e::ctl(&sock, &["push", changed.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(ng_call(&c, net.ng, b"p d7:command4:pinge"), b"p d6:result4:ponge", "the relay still serves");
+}
+
 /// A bencoded ng request.
 fn ng(cookie: &str, pairs: &[(&str, &str)]) -> Vec<u8> {
     let mut s = format!("{cookie} d");
