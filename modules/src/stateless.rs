@@ -1560,6 +1560,8 @@ mod stateful;
 mod table;
 
 #[cfg(test)]
+mod media_tests;
+#[cfg(test)]
 mod stateful_tests;
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@ pub(super) struct H {
     batches: Vec<SendBatch>,
     io: ShardStats,
     /// Leave out the 100 Trying a stateful `relay` answers with (tests of where requests go).
-    skip_trying: bool,
+    pub(super) skip_trying: bool,
 }
 
 pub(super) const UAC: &str = "203.0.113.45:5060";
@@ -52,6 +52,15 @@ impl H {
     }
 
     pub(super) fn with_path(cfg: &str, path: &Path) -> H {
+        H::build(cfg, path, None)
+    }
+
+    /// A harness whose shard relays media on `ports` (sans-IO: no sockets are bound).
+    pub(super) fn with_media(cfg: &str, ports: std::ops::RangeInclusive<u16>) -> H {
+        H::build(cfg, Path::new("t.toml"), Some(ports))
+    }
+
+    fn build(cfg: &str, path: &Path, media_ports: Option<std::ops::RangeInclusive<u16>>) -> H {
         let cfg = ringsip_config::parse(cfg, path).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(&cfg).unwrap());
         let f = Factory::new(shared.clone(), Arc::new(Mutex::new(Vec::new())));
@@ -59,8 +68,8 @@ impl H {
             place: ShardPlace { shard: 0, cpu: 0, node: 0 },
             shards: 1,
             listen: vec!["127.0.0.1:5060".parse().unwrap()],
-            media_ports: None,
-            media_addr: None,
+            media_addr: media_ports.as_ref().map(|_| "127.0.0.1".parse().unwrap()),
+            media_ports,
         };
         let io = ShardStats::default();
         H {
