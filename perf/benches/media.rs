@@ -29,16 +29,6 @@ fn offer_sdp(port: u16) -> String {
     )
 }
 
-fn ng(cookie: &str, pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut sorted = pairs.to_vec();
-    sorted.sort();
-    let mut s = format!("{cookie} d");
-    for (k, v) in sorted {
-        s += &format!("{}:{}{}:{}", k.len(), k, v.len(), v);
-    }
-    (s + "e").into_bytes()
-}
-
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("media");
 
@@ -72,9 +62,11 @@ fn bench(c: &mut Criterion) {
 
     let mut ctl =
         Control::new("127.0.0.1".parse().unwrap(), Pool::new(30000..=39999).unwrap(), Table::new(30000..=39999));
-    let offer =
-        ng("c1", &[("command", "offer"), ("call-id", "bench-1"), ("from-tag", "ft"), ("sdp", &offer_sdp(4000))]);
-    let answer = ng(
+    let offer = ringsip_media::ng::request(
+        "c1",
+        &[("command", "offer"), ("call-id", "bench-1"), ("from-tag", "ft"), ("sdp", &offer_sdp(4000))],
+    );
+    let answer = ringsip_media::ng::request(
         "c2",
         &[
             ("command", "answer"),
@@ -84,7 +76,7 @@ fn bench(c: &mut Criterion) {
             ("sdp", &offer_sdp(5000)),
         ],
     );
-    let delete = ng("c3", &[("command", "delete"), ("call-id", "bench-1"), ("from-tag", "ft")]);
+    let delete = ringsip_media::ng::request("c3", &[("command", "delete"), ("call-id", "bench-1"), ("from-tag", "ft")]);
     let mut out = vec![0u8; 8192];
     g.bench_function("offer_answer_delete", |bench| {
         bench.iter(|| {

@@ -42,16 +42,6 @@ fn sdp(port: u16) -> String {
     format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
 }
 
-fn ng(cookie: &str, pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut sorted = pairs.to_vec();
-    sorted.sort();
-    let mut s = format!("{cookie} d");
-    for (k, v) in sorted {
-        s += &format!("{}:{}{}:{}", k.len(), k, v.len(), v);
-    }
-    (s + "e").into_bytes()
-}
-
 fn sdp_port(reply: &[u8]) -> u16 {
     let t = String::from_utf8_lossy(reply);
     let m = t.find("m=audio ").expect("SDP in the reply") + 8;
@@ -89,14 +79,17 @@ fn relaying_media_does_not_allocate() {
         let pa = a.local_addr().unwrap().port().to_string();
         let pb = b.local_addr().unwrap().port().to_string();
         let n = h.media_control(
-            &ng("c", &[("command", "offer"), ("call-id", &cid), ("from-tag", "f"), ("sdp", &sdp(pa.parse().unwrap()))]),
+            &ringsip_media::ng::request(
+                "c",
+                &[("command", "offer"), ("call-id", &cid), ("from-tag", "f"), ("sdp", &sdp(pa.parse().unwrap()))],
+            ),
             "127.0.0.1:9".parse().unwrap(),
             now,
             &mut reply,
         );
         let to_b = sdp_port(&reply[..n]);
         let n = h.media_control(
-            &ng(
+            &ringsip_media::ng::request(
                 "c",
                 &[
                     ("command", "answer"),

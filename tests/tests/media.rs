@@ -354,18 +354,6 @@ fn a_push_cannot_add_or_remove_the_media_relay() {
     assert_eq!(ng_call(&c, net.ng, b"p d7:command4:pinge"), b"p d6:result4:ponge", "the relay still serves");
 }
 
-/// A bencoded ng request.
-fn ng(cookie: &str, pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut s = format!("{cookie} d");
-    let mut sorted = pairs.to_vec();
-    sorted.sort();
-    for (k, v) in sorted {
-        s += &format!("{}:{}{}:{}", k.len(), k, v.len(), v);
-    }
-    s += "e";
-    s.into_bytes()
-}
-
 /// The string value of `key` in a flat bencoded reply (good enough for result/sdp).
 fn ng_value(reply: &[u8], key: &str) -> Option<String> {
     let text = String::from_utf8_lossy(reply);
@@ -400,7 +388,7 @@ fn the_ng_port_speaks_rtpengine_offer_answer_media_query_delete() {
     let offer = ng_call(
         &c,
         net.ng,
-        &ng(
+        &ringsip_media::ng::request(
             "k2",
             &[
                 ("command", "offer"),
@@ -415,7 +403,7 @@ fn the_ng_port_speaks_rtpengine_offer_answer_media_query_delete() {
     let answer = ng_call(
         &c,
         net.ng,
-        &ng(
+        &ringsip_media::ng::request(
             "k3",
             &[
                 ("command", "answer"),
@@ -431,11 +419,15 @@ fn the_ng_port_speaks_rtpengine_offer_answer_media_query_delete() {
     assert!(in_range(to_a, &net) && in_range(to_b, &net) && to_a != to_b);
     rtp_flows(&a, to_a, &b, to_b, 10, 1);
     rtp_flows(&b, to_b, &a, to_a, 10, 2);
-    let q = ng_call(&c, net.ng, &ng("k4", &[("command", "query"), ("call-id", "ng-1")]));
+    let q = ng_call(&c, net.ng, &ringsip_media::ng::request("k4", &[("command", "query"), ("call-id", "ng-1")]));
     assert!(String::from_utf8_lossy(&q).contains("7:packetsi10e"), "{}", String::from_utf8_lossy(&q));
-    let del = ng_call(&c, net.ng, &ng("k5", &[("command", "delete"), ("call-id", "ng-1"), ("from-tag", "ft")]));
+    let del = ng_call(
+        &c,
+        net.ng,
+        &ringsip_media::ng::request("k5", &[("command", "delete"), ("call-id", "ng-1"), ("from-tag", "ft")]),
+    );
     assert_eq!(ng_value(&del, "result").as_deref(), Some("ok"));
-    let again = ng_call(&c, net.ng, &ng("k6", &[("command", "delete"), ("call-id", "ng-1")]));
+    let again = ng_call(&c, net.ng, &ringsip_media::ng::request("k6", &[("command", "delete"), ("call-id", "ng-1")]));
     assert_eq!(ng_value(&again, "result").as_deref(), Some("error"));
     assert_eq!(metric(&d, "ringsip_media_ports_free"), 40.0);
     // garbage gets an error reply or nothing, and the port keeps serving
