@@ -21,9 +21,17 @@
 //! Ratios are the main relay's µs per packet over each other's (`ringsip/rtpengine`,
 //! `ringsip/rtp-floor`). `--rate-search` steps the calls up (`--steps`) and stops at the first
 //! step that loses a packet.
+//!
+//! `--sip-rate N` (module `sipload`) also places N SIP calls/s through ringsip's SIP port
+//! (127.0.0.1:5060) during every blast and rate search step, answered as the UAS on
+//! 127.0.0.1:5080 (`config/examples/media.toml`'s destination): `stateful`'s load generator on
+//! the generator CPUs, INVITE and 200 with SDP, so ringsip anchors each call's media. The relay's
+//! CPU then includes the SIP work; a rate search step passes only if no packet was lost and no
+//! SIP call failed. rtpengine and the floor have no SIP side: they get no calls.
 
 mod ng;
 mod report;
+mod sipload;
 mod stats;
 mod sys;
 mod traffic;
@@ -42,6 +50,7 @@ use super::procfs::{self, TreeSnap, cpu_delta, cpu_list_string, parse_cpu_list, 
 use super::router::{self, Kind, RouterEnv, RouterProc, RouterSpec};
 use super::{Fatal, nap_until_stop, usage_error};
 use report::{Comparison, RateSearch, RtpResult};
+use sipload::SipGen;
 use stats::Rx;
 use traffic::{Call, SendPlan, SetupOpts};
 
@@ -77,7 +86,12 @@ us/pkt: relay CPU (schedstat; u+s = utime+stime) over the blast and --drain, min
 window, divided by the packets received (the raw figure, rtp_bench.py's us_per_pkt, is in the notes and \
 the JSON). Ratios: the main relay (ringsip) over each other one, medians over --reps.\n\n\
 Exit status: 0 the runs completed (lost packets are reported, not fatal), 1 a relay could not be started \
-or died, or calls could not be set up (the results are still printed), 2 usage error, 130 interrupted.")]
+or died, or calls could not be set up (the results are still printed), 2 usage error, 130 interrupted.\n\n\
+--sip-rate N: N SIP calls/s through ringsip (--sip-target) during every blast and rate search step, placed as the \
+UAC (--sip-uac) and answered as the UAS (--sip-uas, ringsip's destination) by `ringsip-bench stateful`'s \
+generator on --gen-cpus: INVITE with an SDP offer, 100 Trying (ringsip's), 180, 200 with an SDP answer, ACK and \
+BYE along the route set. ringsip anchors each call's media, so its CPU per packet includes the SIP work; a rate \
+search step passes only with no packet lost and no SIP call failed.")]
 pub(crate) struct RtpArgs {
     /// Calls set up through the relay; each carries 2 RTP streams
     #[arg(long, value_name = "N", default_value_t = 250)]
@@ -163,6 +177,19 @@ pub(crate) struct RtpArgs {
     /// JSON: to FILE (and the table on stdout), or alone on stdout without FILE
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     json: Option<Option<PathBuf>>,
+    /// SIP calls/s placed through ringsip (and answered) during every blast and rate search step
+    /// (0: none; rtpengine and the floor get none)
+    #[arg(long, value_name = "CPS", default_value_t = 0.0)]
+    sip_rate: f64,
+    /// ringsip's SIP address (media.toml's listen)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:5060")]
+    sip_target: SocketAddrV4,
+    /// The UAS answering the SIP calls (media.toml's destination)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:5080")]
+    sip_uas: SocketAddrV4,
+    /// The UAC placing them
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:5100")]
+    sip_uac: SocketAddrV4,
     /// Keep the work directory (configs, relay logs)
     #[arg(long)]
     keep: bool,
@@ -214,6 +241,25 @@ struct Settings {
     steps: Option<Vec<usize>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     step_duration_s: Option<f64>,
+    /// `--sip-rate`: SIP calls/s through ringsip during each blast (0: none)
+    sip_rate_cps: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip: Option<SipSettings>,
+}
+
+/// Where the SIP calls go (`--sip-rate`).
+#[derive(Serialize)]
+struct SipSettings {
+    target: String,
+    uas: String,
+    uac: String,
+    /// the relays that got SIP calls, and those that did not (no SIP side)
+    relays: Vec<String>,
+    skipped: Vec<String>,
+    /// the generator thread's CPUs (shared with the RTP sender)
+    gen_cpus: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<String>,
 }
 
 /// Entry point of `ringsip-bench rtp`.
@@ -236,10 +282,18 @@ pub(crate) fn rtp(a: RtpArgs) -> ExitCode {
     if !a.ng.ip().is_loopback() {
         usage_error(format!("--ng {}: only loopback addresses are used", a.ng));
     }
+    if !(a.sip_rate >= 0.0 && a.sip_rate.is_finite()) {
+        usage_error("--sip-rate must be >= 0".into());
+    }
+    let sip_addrs = [a.sip_target, a.sip_uas, a.sip_uac];
+    if a.sip_rate > 0.0 && sip_addrs.iter().any(|s| !s.ip().is_loopback()) {
+        usage_error("--sip-target, --sip-uas and --sip-uac: only loopback addresses are used".into());
+    }
     let most_calls = if a.rate_search { a.steps.iter().copied().max().unwrap_or(0) } else { a.calls };
     if u32::from(a.base_port) + 4 * most_calls as u32 > 65536 {
         usage_error(format!("{most_calls} calls need 4 ports each above --base-port {}: lower it", a.base_port));
     }
+    check_ports(&a, most_calls);
     let relay_cpus = parse_cpu_list(&a.router_cpus).unwrap_or_else(|e| usage_error(e));
     let gen_cpus = parse_cpu_list(&a.gen_cpus).unwrap_or_else(|e| usage_error(e));
     if relay_cpus.iter().any(|c| gen_cpus.contains(c)) {
@@ -256,6 +310,65 @@ pub(crate) fn rtp(a: RtpArgs) -> ExitCode {
         let _ = fs::remove_dir_all(&workdir);
     }
     super::exit_code(result, &stop)
+}
+
+/// The configuration text ringsip runs with (`None` with `--relay-cmd` or an unreadable file).
+fn ringsip_config_text(a: &RtpArgs) -> Option<String> {
+    if a.relay_cmd.is_some() {
+        return None;
+    }
+    match &a.config {
+        Some(p) => fs::read_to_string(p).ok(),
+        None => Some(MEDIA_CONFIG.to_string()),
+    }
+}
+
+/// Our RTP legs' ports (`--base-port`, 4 per call) must not include the relays' ng port,
+/// ringsip's SIP port or, with `--sip-rate`, the SIP generator's (a usage error); overlapping
+/// ringsip's media port range, or leaving it too few pairs for the SIP calls, is warned about.
+fn check_ports(a: &RtpArgs, most_calls: usize) {
+    let first = u32::from(a.base_port);
+    let legs = first..=first + 4 * most_calls as u32 - 1;
+    let one = |p: u16| u32::from(p)..=u32::from(p);
+    let mut reserved = vec![("the ng port (--ng)".to_string(), one(a.ng.port()))];
+    if a.relay_cmd.is_none() {
+        reserved.push(("ringsip's SIP port (--sip-target)".into(), one(a.sip_target.port())));
+    }
+    if a.sip_rate > 0.0 {
+        reserved.push(("the SIP UAS (--sip-uas)".into(), one(a.sip_uas.port())));
+        reserved.push(("the SIP UAC (--sip-uac)".into(), one(a.sip_uac.port())));
+        if a.sip_uas == a.sip_uac || a.sip_uas == a.sip_target || a.sip_uac == a.sip_target {
+            usage_error("--sip-target, --sip-uas and --sip-uac must differ".into());
+        }
+    }
+    let bad = sipload::clashes(&legs, &reserved);
+    if !bad.is_empty() {
+        usage_error(format!(
+            "the RTP legs' ports {}-{} (--base-port + 4 per call) include {}: move --base-port",
+            legs.start(),
+            legs.end(),
+            bad.join(", ")
+        ));
+    }
+    let text = ringsip_config_text(a);
+    let Some(media) = text.as_deref().and_then(|t| sipload::config_value(t, "ports")) else { return };
+    let Some(range) = sipload::parse_port_range(&media) else { return };
+    let r = u32::from(*range.start())..=u32::from(*range.end());
+    if !sipload::clashes(&legs, &[(String::new(), r.clone())]).is_empty() {
+        eprintln!(
+            "ringsip-bench: warning: the RTP legs' ports {}-{} overlap ringsip's media ports {media}: move --base-port",
+            legs.start(),
+            legs.end()
+        );
+    }
+    let pairs = (r.end() - r.start() + 1) as usize / 2;
+    if a.sip_rate > 0.0 && 2 * most_calls + 8 > pairs {
+        eprintln!(
+            "ringsip-bench: warning: {most_calls} calls take {} of ringsip's {pairs} media port pairs ({media}, 2 per \
+             call): the SIP calls, anchored from the same pool, may find none left and fail",
+            2 * most_calls
+        );
+    }
 }
 
 /// Single-quote `s` for `sh -c`.
@@ -319,6 +432,8 @@ fn rtpengine_binary(a: &RtpArgs) -> Result<PathBuf, Fatal> {
 struct Relay {
     spec: Result<RouterSpec, String>,
     name: String,
+    /// has a SIP side (ringsip): gets the `--sip-rate` calls
+    sip: bool,
 }
 
 /// ringsip (or `--relay-cmd`): what cannot be prepared is this relay's error, not the run's.
@@ -328,7 +443,7 @@ fn main_relay(a: &RtpArgs, relay_cpus: &[usize], workdir: &Path) -> Relay {
         let base = Path::new(first).file_name().and_then(|s| s.to_str()).unwrap_or("custom").to_string();
         let name = a.relay_name.clone().unwrap_or(base);
         let cmd = format!("env NG_ADDR={} RELAY_WORKERS={} {cmd}", a.ng, relay_cpus.len());
-        return Relay { spec: Ok(RouterSpec { name: name.clone(), kind: Kind::Command { cmd } }), name };
+        return Relay { spec: Ok(RouterSpec { name: name.clone(), kind: Kind::Command { cmd } }), name, sip: false };
     }
     let name = a.relay_name.clone().unwrap_or("ringsip".into());
     let prepare = || -> Result<RouterSpec, String> {
@@ -344,7 +459,7 @@ fn main_relay(a: &RtpArgs, relay_cpus: &[usize], workdir: &Path) -> Relay {
         };
         Ok(RouterSpec { name: name.clone(), kind: Kind::Ringsip { bin, config } })
     };
-    Relay { spec: prepare(), name }
+    Relay { spec: prepare(), name, sip: true }
 }
 
 /// The media example with this run's control socket (so a daemon of another run or of the
@@ -387,6 +502,7 @@ fn run(
         relays.push(Relay {
             spec: Ok(RouterSpec { name: "rtp-floor".into(), kind: Kind::Command { cmd } }),
             name: "rtp-floor".into(),
+            sip: false,
         });
     }
     let main = main_relay(a, relay_cpus, workdir);
@@ -417,6 +533,7 @@ fn run(
         relays.push(Relay {
             spec: Ok(RouterSpec { name: "rtpengine".into(), kind: Kind::Command { cmd } }),
             name: "rtpengine".into(),
+            sip: false,
         });
     }
 
@@ -441,6 +558,7 @@ fn run(
         gen_cpus: gen_cpus.to_vec(),
     };
     let ctx = Ctx { a, stop, clk: super::sys::clk_tck(), relay_cpus, gen_cpus: cpu_list_string(gen_cpus) };
+    let sip_gen = start_sip(a, &relays, gen_cpus)?;
 
     let mut runs: Vec<RtpResult> = Vec::new();
     let mut searches: Vec<RateSearch> = Vec::new();
@@ -462,6 +580,14 @@ fn run(
                 say(a, format!("{} rep {rep}: starting", spec.name));
                 start_relay(&ctx, spec, &env)
             });
+            let sip = sip_gen.as_ref().filter(|_| relay.sip);
+            let started = started.and_then(|mut p| match sip.map(|g| g.wait_routing(|| p.alive(), stop)) {
+                Some(Err(e)) => {
+                    p.stop();
+                    Err(format!("SIP: {e}; log tail:\n{}", p.log_tail(20)))
+                }
+                _ => Ok(p),
+            });
             let mut proc = match started {
                 Ok(p) => p,
                 Err(e) => {
@@ -472,7 +598,7 @@ fn run(
                 }
             };
             if a.rate_search {
-                let s = rate_search(&ctx, &mut proc, &base);
+                let s = rate_search(&ctx, &mut proc, &base, sip);
                 if let Some(bad) = s.steps.iter().find(|r| r.error.is_some() || !r.relay_alive) {
                     errors.push(format!(
                         "{} (rep {rep}, {} calls): {}",
@@ -493,7 +619,7 @@ fn run(
                         a.duration
                     ),
                 );
-                let r = measure(&ctx, &mut proc, a.calls, a.duration, base);
+                let r = measure(&ctx, &mut proc, a.calls, a.duration, base, sip);
                 say(
                     a,
                     format!(
@@ -506,6 +632,9 @@ fn run(
                         fmt3(r.relay_util_sched_pct)
                     ),
                 );
+                if let Some(s) = &r.sip {
+                    say(a, format!("{}: SIP {}", relay.name, sip_summary(s)));
+                }
                 if let Some(e) = &r.error {
                     errors.push(format!("{} (rep {rep}): {e}", relay.name));
                 } else if !r.relay_alive {
@@ -543,6 +672,16 @@ fn run(
             rate_search: a.rate_search,
             steps: a.rate_search.then(|| a.steps.clone()),
             step_duration_s: a.rate_search.then_some(a.step_duration),
+            sip_rate_cps: a.sip_rate,
+            sip: sip_gen.as_ref().map(|g| SipSettings {
+                target: g.target.to_string(),
+                uas: g.uas.to_string(),
+                uac: g.uac.to_string(),
+                relays: relays.iter().filter(|r| r.sip).map(|r| r.name.clone()).collect(),
+                skipped: relays.iter().filter(|r| !r.sip).map(|r| r.name.clone()).collect(),
+                gen_cpus: g.cpus.clone(),
+                metrics: g.metrics.map(|m| m.to_string()),
+            }),
         },
         runs: &runs,
         rate_searches: &searches,
@@ -550,6 +689,7 @@ fn run(
         errors: &errors,
         ok,
     };
+    drop(sip_gen);
     let json = serde_json::to_string_pretty(&out).map_err(|e| Fatal(format!("JSON: {e}")))?;
     match &a.json {
         Some(None) => println!("{json}"),
@@ -560,6 +700,55 @@ fn run(
         None => print_human(a, &out),
     }
     Ok(ok)
+}
+
+/// `--sip-rate`: the SIP generator, when a relay has a SIP side (ringsip); the others are
+/// named as skipped.
+fn start_sip(a: &RtpArgs, relays: &[Relay], gen_cpus: &[usize]) -> Result<Option<SipGen>, Fatal> {
+    if a.sip_rate <= 0.0 {
+        return Ok(None);
+    }
+    let skipped: Vec<&str> = relays.iter().filter(|r| !r.sip).map(|r| r.name.as_str()).collect();
+    if !skipped.is_empty() {
+        eprintln!(
+            "ringsip-bench: --sip-rate: SIP calls are skipped for {} (no SIP side: only ringsip gets them)",
+            skipped.join(", ")
+        );
+    }
+    if !relays.iter().any(|r| r.sip && r.spec.is_ok()) {
+        return Ok(None);
+    }
+    let metrics = ringsip_config_text(a)
+        .and_then(|t| sipload::config_value(&t, "metrics"))
+        .and_then(|m| m.parse::<std::net::SocketAddr>().ok());
+    let g = SipGen::start(a.sip_target, a.sip_uas, a.sip_uac, a.sip_rate, gen_cpus, metrics)
+        .map_err(|e| Fatal(format!("--sip-rate: the SIP generator: {e}")))?;
+    say(
+        a,
+        format!(
+            "SIP: {} calls/s through {} during every blast, UAS {}, UAC {}, generator on CPUs {} (with the RTP sender)",
+            a.sip_rate, a.sip_target, a.sip_uas, a.sip_uac, g.cpus
+        ),
+    );
+    Ok(Some(g))
+}
+
+/// One line of a blast's SIP calls.
+fn sip_summary(s: &sipload::SipResult) -> String {
+    let lat = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+    let mut line = format!(
+        "{}/{} calls ok, {} failed, {} retransmissions, setup p50/p99 {}/{} us",
+        s.succeeded,
+        s.attempted,
+        s.failed,
+        s.retrans(),
+        lat(s.setup_latency_us.p50),
+        lat(s.setup_latency_us.p99)
+    );
+    if let Some(why) = s.failure() {
+        line.push_str(&format!(" -- FAILED: {why}"));
+    }
+    line
 }
 
 fn fmt3(v: f64) -> String {
@@ -638,16 +827,22 @@ fn start_relay(ctx: &Ctx<'_>, spec: &RouterSpec, env: &RouterEnv) -> Result<Rout
 }
 
 /// Step the calls up until a step is not clean.
-fn rate_search(ctx: &Ctx<'_>, proc: &mut RouterProc, base: &RtpResult) -> RateSearch {
+fn rate_search(ctx: &Ctx<'_>, proc: &mut RouterProc, base: &RtpResult, sip: Option<&SipGen>) -> RateSearch {
     let a = ctx.a;
-    let mut out = RateSearch { relay: base.relay.clone(), rep: base.rep, ..Default::default() };
+    let mut out = RateSearch {
+        relay: base.relay.clone(),
+        rep: base.rep,
+        relay_shards: ctx.relay_cpus.len(),
+        sip_rate_cps: sip.map(|g| g.rate),
+        ..Default::default()
+    };
     for (k, &calls) in a.steps.iter().enumerate() {
         let pps = calls as f64 * 2.0 * a.pps;
         say(
             a,
             format!("{} rate search step {}: {calls} calls, {pps} pps for {} s", base.relay, k + 1, a.step_duration),
         );
-        let r = measure(ctx, proc, calls, a.step_duration, RtpResult { step: Some(k as u32 + 1), ..base.clone() });
+        let r = measure(ctx, proc, calls, a.step_duration, RtpResult { step: Some(k as u32 + 1), ..base.clone() }, sip);
         say(
             a,
             format!(
@@ -659,6 +854,9 @@ fn rate_search(ctx: &Ctx<'_>, proc: &mut RouterProc, base: &RtpResult) -> RateSe
                 r.achieved_send_pps.round()
             ),
         );
+        if let Some(s) = &r.sip {
+            say(a, format!("  SIP {}", sip_summary(s)));
+        }
         let clean = r.clean();
         let reason = if ctx.stop.load(Ordering::Relaxed) {
             Some("interrupted".to_string())
@@ -672,6 +870,11 @@ fn rate_search(ctx: &Ctx<'_>, proc: &mut RouterProc, base: &RtpResult) -> RateSe
                 why.push_str(&format!(", {} of them at the benchmark's own sockets", r.gen_sock_drops));
             }
             why.push_str(&format!(", relay at {:.0} % CPU", r.relay_util_sched_pct));
+            if let Some(sip) = r.sip.as_ref().and_then(sipload::SipResult::failure) {
+                why.push_str(&format!("; and {sip}"));
+            }
+            Some(why)
+        } else if let Some(why) = r.sip.as_ref().and_then(sipload::SipResult::failure) {
             Some(why)
         } else if r.generator_limited() {
             Some(format!("generator-limited: sent {:.0} of {pps} pps", r.achieved_send_pps))
@@ -681,6 +884,7 @@ fn rate_search(ctx: &Ctx<'_>, proc: &mut RouterProc, base: &RtpResult) -> RateSe
         if clean {
             out.max_clean_calls = Some(calls);
             out.max_clean_pps = Some(pps);
+            out.max_clean_pps_per_shard = Some(pps / out.relay_shards.max(1) as f64);
         }
         out.steps.push(r);
         if let Some(why) = reason {
@@ -704,8 +908,16 @@ struct Window {
     sink_errors: Vec<String>,
 }
 
-/// One blast through a started relay: set up `calls` calls, measure, delete them.
-fn measure(ctx: &Ctx<'_>, proc: &mut RouterProc, calls: usize, duration: f64, mut res: RtpResult) -> RtpResult {
+/// One blast through a started relay: set up `calls` calls, measure, delete them. With `sip`,
+/// SIP calls flow through the relay during the blast.
+fn measure(
+    ctx: &Ctx<'_>,
+    proc: &mut RouterProc,
+    calls: usize,
+    duration: f64,
+    mut res: RtpResult,
+    sip: Option<&SipGen>,
+) -> RtpResult {
     let a = ctx.a;
     let pid = proc.pid;
     res.calls = calls;
@@ -750,7 +962,9 @@ fn measure(ctx: &Ctx<'_>, proc: &mut RouterProc, calls: usize, duration: f64, mu
     let gen_ports: Vec<u16> = legs.iter().flat_map(|c| [c.a.port, c.b.port]).collect();
     let mut rx = Rx::new(res.streams, traffic::max_counter(&plan, res.streams));
 
-    // ---- idle with the calls up, then the blast
+    // ---- idle with the calls up, then the blast (and the SIP calls: their metrics are read
+    // outside the CPU windows)
+    let sip_before = sip.map(|g| g.before(duration));
     let s_idle = TreeSnap::take(pid);
     nap_until_stop(ctx.stop, a.idle);
     let rdrops0 = procfs::sock_drops(&relay_ports);
@@ -774,6 +988,9 @@ fn measure(ctx: &Ctx<'_>, proc: &mut RouterProc, calls: usize, duration: f64, mu
         }
         let snmp0 = procfs::snmp_udp();
         let ticks0 = procfs::all_ticks();
+        if let (Some(g), Some(b)) = (sip, &sip_before) {
+            g.start_load(b);
+        }
         let s0 = TreeSnap::take(pid);
         send = traffic::blast(&senders, &plan, ctx.stop);
         let ticks1 = procfs::all_ticks();
@@ -792,6 +1009,8 @@ fn measure(ctx: &Ctx<'_>, proc: &mut RouterProc, calls: usize, duration: f64, mu
         };
         Window { s0, s1, snmp0, snmp1, other_cpu_s, sink_cpu_s, sink_errors }
     });
+    // the calls still in progress end now (outside the window: a few ms at most, unless they fail)
+    res.sip = sip.zip(sip_before).map(|(g, b)| g.finish(b, || proc.alive(), ctx.stop));
     let (sink_errors, sink_cpu_s) = if a.sink == Sink::Deferred {
         // the CPU window is closed: now read what queued up
         let c0 = procfs::thread_sched().0;
@@ -896,14 +1115,46 @@ fn print_human(a: &RtpArgs, out: &Output<'_>) {
     );
     let rows: Vec<RtpResult> =
         out.runs.iter().cloned().chain(out.rate_searches.iter().flat_map(|s| s.steps.iter().cloned())).collect();
+    if let Some(sip) = &out.settings.sip {
+        let mut line = format!(
+            "SIP: {} calls/s through {} (UAS {}, UAC {}) during every blast{}, generator thread on CPUs {} (shared \
+             with the RTP sender); relay CPU and us/pkt include the SIP calls' work",
+            a.sip_rate,
+            sip.target,
+            sip.uas,
+            sip.uac,
+            if a.rate_search { " and rate search step" } else { "" },
+            sip.gen_cpus
+        );
+        if !sip.skipped.is_empty() {
+            line.push_str(&format!("; skipped for {} (no SIP side)", sip.skipped.join(", ")));
+        }
+        println!("{line}");
+    } else if a.sip_rate > 0.0 {
+        println!("SIP: --sip-rate {} skipped: no relay with a SIP side (only ringsip has one)", a.sip_rate);
+    }
     println!();
     print!("{}", report::table(&rows));
+    let sip_table = report::sip_table(&rows);
+    if !sip_table.is_empty() {
+        println!();
+        println!("SIP calls during the blast (setup = INVITE -> 200, us; retrans = UAC INVITE+BYE / UAS):");
+        print!("{sip_table}");
+    }
     println!();
     print!("{}", report::notes(&rows));
     for s in out.rate_searches {
         println!();
+        let with_sip = s.sip_rate_cps.map_or(String::new(), |r| {
+            format!(" with {r} SIP calls/s answered (a step passes only if no SIP call failed)")
+        });
+        let per_shard = match s.max_clean_pps_per_shard {
+            Some(p) if s.relay_shards > 1 => format!(", {p:.0} pps per relay CPU of {}", s.relay_shards),
+            Some(_) => ", 1 relay CPU".into(),
+            None => String::new(),
+        };
         println!(
-            "rate search {} (rep {}): highest loss-free {} ({} calls); stopped at {} calls: {}",
+            "rate search {} (rep {}): highest loss-free {} ({} calls{per_shard}){with_sip}; stopped at {} calls: {}",
             s.relay,
             s.rep,
             s.max_clean_pps.map_or("none".into(), |p| format!("{p:.0} pps")),
@@ -958,6 +1209,9 @@ mod tests {
         assert_eq!(a.ng.to_string(), "127.0.0.1:2223");
         assert_eq!(a.steps, vec![250, 500, 1000, 1500, 2000, 2500]);
         assert!(a.json.is_none() && !a.rate_search && !a.vs_rtpengine && !a.vs_floor);
+        assert_eq!(a.sip_rate, 0.0);
+        let sip = (a.sip_target.to_string(), a.sip_uas.to_string(), a.sip_uac.to_string());
+        assert_eq!(sip, ("127.0.0.1:5060".into(), "127.0.0.1:5080".into(), "127.0.0.1:5100".into()));
         let a = p(&["--relay-cpus", "1,0", "--pps-per-stream", "25", "--json", "--ramp", "--sink", "live"]).unwrap();
         assert_eq!((a.router_cpus.as_str(), a.pps, a.sink), ("1,0", 25.0, Sink::Live));
         assert_eq!(a.json, Some(None));
@@ -966,6 +1220,8 @@ mod tests {
         assert_eq!(a.json, Some(Some(PathBuf::from("/tmp/r.json"))));
         assert!(a.vs_rtpengine && a.vs_floor);
         assert_eq!(a.steps, vec![100, 200]);
+        let a = p(&["--sip-rate", "200", "--sip-uas", "127.0.0.1:5090"]).unwrap();
+        assert_eq!((a.sip_rate, a.sip_uas.port()), (200.0, 5090));
         assert!(p(&["--sink", "later"]).is_err());
         assert!(p(&["--bogus"]).is_err());
     }

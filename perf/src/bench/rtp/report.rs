@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::sipload::SipResult;
 use super::stats::RxSummary;
 
 /// One blast through one relay.
@@ -77,6 +78,9 @@ pub(crate) struct RtpResult {
     pub relay_alive: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_exit: Option<String>,
+    /// `--sip-rate`: the SIP calls placed through the relay during the blast (ringsip only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -88,9 +92,19 @@ impl RtpResult {
         self.sent < planned || self.achieved_send_pps < 0.97 * self.offered_pps
     }
 
-    /// Loss-free, complete and not generator-limited.
+    /// Loss-free, complete, not generator-limited, and (with `--sip-rate`) no SIP call failed.
     pub(crate) fn clean(&self) -> bool {
-        self.error.is_none() && self.relay_alive && self.sent > 0 && self.rx.lost == 0 && !self.generator_limited()
+        self.error.is_none()
+            && self.relay_alive
+            && self.sent > 0
+            && self.rx.lost == 0
+            && !self.generator_limited()
+            && !self.sip_failed()
+    }
+
+    /// With `--sip-rate`: did a SIP call fail (or the SIP load not run as planned)?
+    pub(crate) fn sip_failed(&self) -> bool {
+        self.sip.as_ref().is_some_and(SipResult::any_failed)
     }
 }
 
@@ -105,6 +119,13 @@ pub(crate) struct RateSearch {
     pub max_clean_pps: Option<f64>,
     pub stopped_at_calls: Option<usize>,
     pub stop_reason: String,
+    /// relay CPUs (ringsip: one shard each) and the highest loss-free rate per one
+    pub relay_shards: usize,
+    pub max_clean_pps_per_shard: Option<f64>,
+    /// `--sip-rate`: SIP calls/s placed through the relay during every step (a step passes only
+    /// when no SIP call failed)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_rate_cps: Option<f64>,
 }
 
 /// The relays side by side: median µs per packet over the repetitions, and the main relay's
@@ -177,13 +198,8 @@ pub(crate) fn table(rows: &[RtpResult]) -> String {
     let mut cells: Vec<Vec<String>> =
         vec![head.iter().map(|s| s.to_string()).collect(), head2.iter().map(|s| s.to_string()).collect()];
     for r in rows.iter().filter(|r| r.error.is_none()) {
-        let name = match r.step {
-            Some(s) => format!("{} #{s}", r.relay),
-            None if r.rep > 1 => format!("{} ({})", r.relay, r.rep),
-            None => r.relay.clone(),
-        };
         cells.push(vec![
-            name,
+            row_name(r),
             r.calls.to_string(),
             f(r.offered_pps, 0),
             r.sent.to_string(),
@@ -203,10 +219,16 @@ pub(crate) fn table(rows: &[RtpResult]) -> String {
             f(r.gen_send_cpu_pct, 1),
         ]);
     }
+    align(&cells)
+}
+
+/// `cells` as aligned columns: the first left-aligned, the others right-aligned.
+fn align(cells: &[Vec<String>]) -> String {
+    let cols = cells.iter().map(Vec::len).max().unwrap_or(0);
     let w: Vec<usize> =
-        (0..head.len()).map(|i| cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..cols).map(|i| cells.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0)).collect();
     let mut out = String::new();
-    for row in &cells {
+    for row in cells {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             if i == 0 {
@@ -219,6 +241,66 @@ pub(crate) fn table(rows: &[RtpResult]) -> String {
         out.push('\n');
     }
     out
+}
+
+fn row_name(r: &RtpResult) -> String {
+    match r.step {
+        Some(s) => format!("{} #{s}", r.relay),
+        None if r.rep > 1 => format!("{} ({})", r.relay, r.rep),
+        None => r.relay.clone(),
+    }
+}
+
+fn lat(v: Option<u64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+/// `--sip-rate`: the SIP calls of the rows that placed them (empty when none did).
+pub(crate) fn sip_table(rows: &[RtpResult]) -> String {
+    let head = [
+        "relay",
+        "calls",
+        "SIP",
+        "planned",
+        "attempted",
+        "ok",
+        "failed",
+        "retrans",
+        "setup p50",
+        "p99",
+        "max",
+        "BYE p99",
+        "SDP",
+        "gen",
+        "",
+    ];
+    let head2 = ["", "(RTP)", "calls/s", "", "", "", "", "uac/uas", "us", "us", "us", "us", "anchored", "CPU %", ""];
+    let mut cells: Vec<Vec<String>> =
+        vec![head.iter().map(|s| s.to_string()).collect(), head2.iter().map(|s| s.to_string()).collect()];
+    for r in rows.iter().filter(|r| r.error.is_none()) {
+        let Some(s) = &r.sip else { continue };
+        cells.push(vec![
+            row_name(r),
+            r.calls.to_string(),
+            f(s.rate_cps, 0),
+            s.planned.to_string(),
+            s.attempted.to_string(),
+            s.succeeded.to_string(),
+            s.failed.to_string(),
+            format!("{}/{}", s.retrans_uac_invite + s.retrans_uac_bye, s.retrans_uas),
+            lat(s.setup_latency_us.p50),
+            lat(s.setup_latency_us.p99),
+            lat(s.setup_latency_us.max),
+            lat(s.bye_latency_us.p99),
+            s.sdp_anchored.map_or("-".into(), |v| v.to_string()),
+            f(s.gen_cpu_pct, 1),
+            if s.any_failed() { "FAILED".into() } else { String::new() },
+        ]);
+    }
+    if cells.len() == 2 {
+        return String::new();
+    }
+    align(&cells)
 }
 
 /// Per-row details and warnings.
@@ -293,6 +375,9 @@ pub(crate) fn notes(rows: &[RtpResult]) -> String {
             r.calls,
             f(r.other_cpu_pct, 1),
         );
+        if let Some(s) = &r.sip {
+            sip_notes(&mut out, &label, s);
+        }
         for e in r.delete_errors.iter().take(3) {
             let _ = writeln!(out, "{label}: delete failed: {e}");
         }
@@ -301,6 +386,63 @@ pub(crate) fn notes(rows: &[RtpResult]) -> String {
         }
     }
     out
+}
+
+/// The SIP calls of one row: the figures, and warnings.
+fn sip_notes(out: &mut String, label: &str, s: &SipResult) {
+    if let Some(why) = s.failure() {
+        let _ = writeln!(out, "{label}: WARNING SIP calls failed: {why}");
+    }
+    let _ = writeln!(
+        out,
+        "{label}: SIP {} attempted ({} planned, {} calls/s through {}, UAS {}, UAC {}), {} ok, {} failed; \
+         retransmissions INVITE {} BYE {} UAS {}, ACKs re-sent {}; 100 Trying {}, route sets {}; setup p50/p99/max \
+         {}/{}/{} us, BYE p50/p99 {}/{} us; SDP anchored {}, not anchored {}; generator thread on CPUs {} (shared \
+         with the RTP sender) {} % CPU, max lag {} ms; SIP socket drops relay {} generator {}, {} stray; us per \
+         packet includes the SIP calls' work",
+        s.attempted,
+        s.planned,
+        f(s.rate_cps, 0),
+        s.target,
+        s.uas,
+        s.uac,
+        s.succeeded,
+        s.failed,
+        s.retrans_uac_invite,
+        s.retrans_uac_bye,
+        s.retrans_uas,
+        s.acks_resent,
+        s.trying_rx,
+        s.route_set_calls,
+        lat(s.setup_latency_us.p50),
+        lat(s.setup_latency_us.p99),
+        lat(s.setup_latency_us.max),
+        lat(s.bye_latency_us.p50),
+        lat(s.bye_latency_us.p99),
+        s.sdp_anchored.map_or("-".into(), |v| v.to_string()),
+        s.sdp_failed.map_or("-".into(), |v| v.to_string()),
+        s.gen_cpus,
+        f(s.gen_cpu_pct, 1),
+        f(s.gen_max_lag_ms, 2),
+        s.relay_sock_drops,
+        s.gen_sock_drops,
+        s.stray_msgs,
+    );
+    if let Some(n) = s.sdp_anchored {
+        // an offer and an answer per answered call
+        if n < 2 * s.succeeded {
+            let _ = writeln!(
+                out,
+                "{label}: WARNING ringsip anchored {n} SDP bodies for {} answered calls (2 each expected): not every \
+                 call's media went through the relay",
+                s.succeeded
+            );
+        }
+    }
+    if let Some(n) = s.sdp_failed.filter(|&n| n > 0) {
+        let _ =
+            writeln!(out, "{label}: WARNING ringsip could not anchor {n} SDP bodies (ringsip_media_sdp_failed_total)");
+    }
 }
 
 #[cfg(test)]
@@ -376,5 +518,31 @@ mod tests {
             assert!(j.get(k).is_some(), "{k}");
         }
         assert!(notes(&[r]).contains("generator-limited"));
+    }
+
+    #[test]
+    fn rtp_sip_calls_in_clean_table_and_notes() {
+        let ok = SipResult { rate_cps: 200.0, planned: 1000, attempted: 1000, succeeded: 1000, ..Default::default() };
+        let with_sip = |s: SipResult| RtpResult { sip: Some(s), ..row("ringsip", 1.0) };
+        // no SIP: nothing changes, no SIP table
+        assert!(row("ringsip", 1.0).clean() && sip_table(&[row("ringsip", 1.0)]).is_empty());
+        let r = with_sip(SipResult { sdp_anchored: Some(2000), retrans_uac_invite: 2, ..ok.clone() });
+        assert!(r.clean() && !r.sip_failed(), "retransmissions alone pass");
+        let t = sip_table(&[r.clone(), row("rtpengine", 1.0)]);
+        assert_eq!(t.lines().count(), 3, "{t}");
+        assert!(t.lines().nth(2).unwrap().contains("2/0") && !t.contains("FAILED"), "{t}");
+        let n = notes(&[r]);
+        assert!(n.contains("SIP 1000 attempted") && n.contains("includes the SIP calls' work"), "{n}");
+        assert!(!n.contains("WARNING"), "{n}");
+        // one failed call: the step fails, the table and notes say so
+        let bad = with_sip(SipResult { succeeded: 999, failed: 1, sdp_anchored: Some(1998), ..ok.clone() });
+        assert!(bad.sip_failed() && !bad.clean());
+        assert!(sip_table(std::slice::from_ref(&bad)).contains("FAILED"));
+        assert!(notes(&[bad]).contains("WARNING SIP calls failed: 1 of 1000 SIP calls failed"));
+        // SDP not anchored is warned about
+        let n = notes(&[with_sip(SipResult { sdp_anchored: Some(10), sdp_failed: Some(3), ..ok })]);
+        assert!(n.contains("anchored 10 SDP bodies for 1000") && n.contains("could not anchor 3"), "{n}");
+        let j = serde_json::to_value(row("ringsip", 1.0)).unwrap();
+        assert!(j.get("sip").is_none());
     }
 }
