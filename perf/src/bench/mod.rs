@@ -301,7 +301,7 @@ struct Settings {
 }
 
 /// Fatal problems: exit status 1.
-struct Fatal(String);
+pub(crate) struct Fatal(String);
 
 /// What `lb` and `stateful` differ in. Everything else (flags, generator, runner, report) is
 /// shared: the calls are the same, INVITE, 180, 200, ACK, BYE, 200 along the route set.
@@ -505,25 +505,31 @@ fn patched_config(template: &str, target: SocketAddrV4, uas: &[SocketAddrV4], co
 
 /// sip-floor built from shared/bench/floor into a temp target dir.
 fn floor_binary(a: &LbArgs) -> Result<PathBuf, Fatal> {
-    let dir = match &a.floor_dir {
-        Some(d) => d.clone(),
+    build_floor(a.floor_dir.as_deref(), "sip-floor", |m| progress!(a, "{m}"))
+}
+
+/// Floor forwarder `bin` (`sip-floor`, `rtp-floor`) built from shared/bench/floor (or `dir`)
+/// into a temp target dir shared by every run; `say` reports the build.
+pub(crate) fn build_floor(dir: Option<&Path>, bin: &str, say: impl Fn(String)) -> Result<PathBuf, Fatal> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
         None => shared_bench("floor")
             .ok_or_else(|| Fatal("shared/bench/floor not found next to the repository (use --floor-dir)".into()))?,
     };
     let target = std::env::temp_dir().join("ringsip-bench-floor-target");
-    progress!(a, "building sip-floor from {} into {}", dir.display(), target.display());
+    say(format!("building {bin} from {} into {}", dir.display(), target.display()));
     let st = router::run_visible(
         Command::new(cargo())
-            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .args(["build", "--release", "--quiet", "--bin", bin, "--manifest-path"])
             .arg(dir.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target),
     )
     .map_err(|e| Fatal(format!("cannot run cargo: {e}")))?;
-    let bin = target.join("release/sip-floor");
-    if !st.success() || !bin.is_file() {
+    let path = target.join("release").join(bin);
+    if !st.success() || !path.is_file() {
         return Err(Fatal(format!("building the floor failed ({st}): {}", dir.display())));
     }
-    Ok(bin)
+    Ok(path)
 }
 
 /// Kamailio, installed with apt-get when missing and we are root.

@@ -466,10 +466,17 @@ pub(crate) fn table(rows: &[RunResult], per_call: bool) -> String {
         }
         cells.push(row);
     }
+    align(&cells)
+}
+
+/// Rows of cells as a text table: the first column left-aligned, the others right-aligned,
+/// two spaces apart.
+pub(crate) fn align(cells: &[Vec<String>]) -> String {
+    let cols = cells.iter().map(Vec::len).max().unwrap_or(0);
     let w: Vec<usize> =
-        (0..cells[0].len()).map(|i| cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..cols).map(|i| cells.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0)).collect();
     let mut out = String::new();
-    for row in &cells {
+    for row in cells {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             if i == 0 {

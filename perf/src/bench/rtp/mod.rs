@@ -382,25 +382,7 @@ fn sh_quote(s: &str) -> String {
 
 /// rtp-floor built from shared/bench/floor into the temp target dir `lb --vs-floor` uses.
 fn floor_binary(a: &RtpArgs) -> Result<PathBuf, Fatal> {
-    let dir = match &a.floor_dir {
-        Some(d) => d.clone(),
-        None => super::shared_bench("floor")
-            .ok_or_else(|| Fatal("shared/bench/floor not found next to the repository (use --floor-dir)".into()))?,
-    };
-    let target = std::env::temp_dir().join("ringsip-bench-floor-target");
-    say(a, format!("building rtp-floor from {} into {}", dir.display(), target.display()));
-    let st = router::run_visible(
-        Command::new(super::cargo())
-            .args(["build", "--release", "--quiet", "--bin", "rtp-floor", "--manifest-path"])
-            .arg(dir.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target),
-    )
-    .map_err(|e| Fatal(format!("cannot run cargo: {e}")))?;
-    let bin = target.join("release/rtp-floor");
-    if !st.success() || !bin.is_file() {
-        return Err(Fatal(format!("building the floor failed ({st}): {}", dir.display())));
-    }
-    Ok(bin)
+    super::build_floor(a.floor_dir.as_deref(), "rtp-floor", |m| say(a, m))
 }
 
 /// rtpengine, installed with apt-get (package rtpengine-daemon) when missing and we are root.

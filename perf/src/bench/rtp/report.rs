@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::super::report::align;
 use super::sipload::SipResult;
 use super::stats::RxSummary;
 
@@ -220,27 +221,6 @@ pub(crate) fn table(rows: &[RtpResult]) -> String {
         ]);
     }
     align(&cells)
-}
-
-/// `cells` as aligned columns: the first left-aligned, the others right-aligned.
-fn align(cells: &[Vec<String>]) -> String {
-    let cols = cells.iter().map(Vec::len).max().unwrap_or(0);
-    let w: Vec<usize> =
-        (0..cols).map(|i| cells.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in cells {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(line, "{c:<w$}", w = w[i]);
-            } else {
-                let _ = write!(line, "  {c:>w$}", w = w[i]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn row_name(r: &RtpResult) -> String {
