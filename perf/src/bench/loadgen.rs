@@ -133,6 +133,27 @@ pub(crate) struct LoadStats {
     pub aborted: bool,
 }
 
+impl LoadStats {
+    /// Failed calls by reason, for reports (reasons with no call left out).
+    pub(crate) fn fail_reasons(&self) -> BTreeMap<String, u64> {
+        [
+            ("timeout_invite", self.fail_timeout_invite),
+            ("timeout_bye", self.fail_timeout_bye),
+            ("unexpected_response", self.fail_unexpected),
+            (if self.aborted { "aborted" } else { "other" }, self.fail_other),
+        ]
+        .into_iter()
+        .filter(|&(_, v)| v > 0)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Unexpected final responses by status code, for reports.
+    pub(crate) fn unexpected_statuses(&self) -> BTreeMap<String, u64> {
+        self.unexpected.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+}
+
 enum Cmd {
     Probe(SocketAddrV4),
     Run(LoadSpec),

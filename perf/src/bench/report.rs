@@ -166,17 +166,8 @@ pub(crate) fn compute(r: &mut RunResult, s: &Samples<'_>) {
     r.attempted = st.attempted;
     r.succeeded = st.succeeded;
     r.failed = st.failed;
-    for (k, v) in [
-        ("timeout_invite", st.fail_timeout_invite),
-        ("timeout_bye", st.fail_timeout_bye),
-        ("unexpected_response", st.fail_unexpected),
-        (if st.aborted { "aborted" } else { "other" }, st.fail_other),
-    ] {
-        if v > 0 {
-            r.fail_reasons.insert(k.to_string(), v);
-        }
-    }
-    r.unexpected_statuses = st.unexpected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    r.fail_reasons.extend(st.fail_reasons());
+    r.unexpected_statuses = st.unexpected_statuses();
     r.load_s = st.load_s;
     r.attempted_cps =
         if st.attempted > 1 && st.start_s > 0.0 { (st.attempted - 1) as f64 / st.start_s } else { r.offered_cps };

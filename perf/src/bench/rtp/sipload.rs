@@ -132,17 +132,8 @@ impl SipResult {
         self.succeeded = st.succeeded;
         self.failed = st.failed;
         self.aborted |= st.aborted;
-        for (k, v) in [
-            ("timeout_invite", st.fail_timeout_invite),
-            ("timeout_bye", st.fail_timeout_bye),
-            ("unexpected_response", st.fail_unexpected),
-            (if st.aborted { "aborted" } else { "other" }, st.fail_other),
-        ] {
-            if v > 0 {
-                self.fail_reasons.insert(k.to_string(), v);
-            }
-        }
-        self.unexpected_statuses = st.unexpected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        self.fail_reasons.extend(st.fail_reasons());
+        self.unexpected_statuses = st.unexpected_statuses();
         self.retrans_uac_invite = st.retrans_invite;
         self.retrans_uac_bye = st.retrans_bye;
         self.retrans_uas = c1.uas_retrans.saturating_sub(c0.uas_retrans);
