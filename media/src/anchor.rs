@@ -257,4 +257,79 @@ mod tests {
         let sdp = Sdp::parse(OFFER).unwrap();
         assert_eq!(rewrite(OFFER, &sdp, &anchor(&[30000], true, true), &mut [0u8; 64]), Err(Error::TooBig));
     }
+
+    /// Well-formed SDP with 1 to 4 media sections, some disabled, some on hold, with and
+    /// without a session-level c= and a=rtcp.
+    fn arb_sdp() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (any::<bool>(), proptest::collection::vec((0u16..65535, any::<bool>(), any::<bool>(), 0u8..3), 1..=4), 1u8..255)
+            .prop_map(|(session_c, media, last)| {
+                let mut s = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.{last}\r\ns=-\r\n");
+                if session_c {
+                    s += &format!("c=IN IP4 192.0.2.{last}\r\n");
+                }
+                s += "t=0 0\r\n";
+                for (port, media_c, rtcp, hold) in media {
+                    s += &format!("m=audio {port} RTP/AVP 0\r\n");
+                    if media_c || !session_c {
+                        let ip = if hold == 2 { "0.0.0.0".to_string() } else { format!("198.51.100.{last}") };
+                        s += &format!("c=IN IP4 {ip}\r\n");
+                    }
+                    if rtcp {
+                        s += &format!("a=rtcp:{}\r\n", port.wrapping_add(1));
+                    }
+                    s += if hold == 1 { "a=sendonly\r\n" } else { "a=sendrecv\r\n" };
+                }
+                s
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_active_stream_points_at_the_relay(body in arb_sdp(), base in 512u16..30000) {
+            let base = base * 2;
+            let sdp = Sdp::parse(body.as_bytes()).unwrap();
+            let ports: Vec<u16> = (0..sdp.media().len()).map(|k| base + 2 * k as u16).collect();
+            let s = run(body.as_bytes(), &anchor(&ports, true, false));
+            let again = Sdp::parse(s.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(again.media().len(), sdp.media().len());
+            for (k, (before, after)) in sdp.media().iter().zip(again.media()).enumerate() {
+                if before.port == 0 {
+                    proptest::prop_assert_eq!(after.port, 0, "a disabled stream stays disabled");
+                    continue;
+                }
+                proptest::prop_assert_eq!(after.port, ports[k]);
+                let c = again.media_connection(after).and_then(|c| c.ip());
+                let was_hold = sdp.media_connection(before).and_then(|c| c.ip()).is_some_and(|ip| ip.is_unspecified());
+                if !was_hold {
+                    proptest::prop_assert_eq!(c, Some("127.0.0.1".parse().unwrap()), "{}", s);
+                }
+            }
+            proptest::prop_assert!(!s.contains("192.0.2."), "origin replaced: {}", s);
+        }
+
+        #[test]
+        fn mutated_sdp_is_rewritten_or_refused_never_a_panic(
+            body in arb_sdp(),
+            cut in 0usize..400,
+            flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 0..6),
+        ) {
+            let mut b = body.into_bytes();
+            for (at, byte) in flips {
+                if let Some(x) = b.get_mut(at) {
+                    *x = byte;
+                }
+            }
+            b.truncate(cut.max(1));
+            if let Ok(sdp) = Sdp::parse(&b) {
+                let mut small = [0u8; 64];
+                let mut out = [0u8; 4096];
+                let a = anchor(&[30000, 30002, 30004, 30006], true, true);
+                let _ = rewrite(&b, &sdp, &a, &mut small);
+                if let Ok(n) = rewrite(&b, &sdp, &a, &mut out) {
+                    proptest::prop_assert!(n <= out.len());
+                }
+            }
+        }
+    }
 }
