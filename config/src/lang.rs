@@ -45,6 +45,8 @@ pub(crate) enum UseKind {
     Stateful(&'static str),
     /// `mark_down` (failure routes only, so neither in request nor in reply routes).
     MarkDown,
+    /// the `flooding` condition (needs `[pike]`).
+    Flooding,
     /// `on_failure <name>`: arms a named route; a use of it, not a call.
     OnFailure(String),
     /// `on_reply <name>`: arms a named route; a use of it, not a call.
@@ -392,6 +394,7 @@ const KEYWORDS: &[&str] = &[
     "cancelled",
     "timeout",
     "replied",
+    "flooding",
 ];
 
 /// How a token is shown in messages.
@@ -610,6 +613,11 @@ impl<'a> Parser<'a> {
             if let Some(e) = simple {
                 self.pos += 1;
                 return Ok(e);
+            }
+            if w == "flooding" {
+                self.uses.push(Use { kind: UseKind::Flooding, at: t.at });
+                self.pos += 1;
+                return Ok(Expr::Flooding);
             }
             if w == "exists" {
                 self.pos += 1;

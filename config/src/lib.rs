@@ -31,6 +31,7 @@ mod htable;
 mod lang;
 mod media;
 mod mtree;
+mod pike;
 mod routes;
 mod server;
 mod transactions;
@@ -100,6 +101,8 @@ pub struct Config {
     /// `[media]`: the built-in RTP relay (`anchor_media`); `None` when the section is absent
     /// (then no route may use `anchor_media`).
     pub media: Option<Media>,
+    /// `[pike]`: flood detection per source IP, for the `flooding` condition.
+    pub pike: Option<Pike>,
     /// The file the config was read from (the `origin` given to [`parse`]).
     #[rkyv(with = rkyv::with::AsString)]
     pub source: PathBuf,
@@ -276,6 +279,35 @@ impl std::fmt::Display for Media {
             if self.latching { "latching" } else { "no latching" },
             if self.strict_source { "strict source" } else { "any source" },
             d(self.batch_wait)
+        )
+    }
+}
+
+/// `[pike]`: flood detection per source IP (Kamailio's pike). A source that sends more than
+/// `limit` requests within a sliding `window` is *flooding* (the `flooding` condition counts
+/// the request and is true then). Validated: `window` 100 ms to 60 s (default 2 s), `limit` 1
+/// to 1,000,000 (required), `max_sources` 1,000 to 100,000,000 (default 1,000,000).
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Pike {
+    /// The sliding window requests are counted over.
+    pub window: Duration,
+    /// The most requests one source may send per window.
+    pub limit: u32,
+    /// The most sources tracked at once; a new source beyond that is not tracked (never
+    /// flooding), so a flood from spoofed sources cannot grow the table without bound.
+    pub max_sources: usize,
+}
+
+impl std::fmt::Display for Pike {
+    /// One line for `ringsip check`: `more than 200 requests per 2s from one source, at most
+    /// 1000000 sources tracked`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "more than {} requests per {} from one source, at most {} sources tracked",
+            self.limit,
+            values::show_duration(self.window),
+            self.max_sources
         )
     }
 }
@@ -677,7 +709,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         return None;
     }
     let root = walk::Table::new(root.get_ref(), 0..0, "the top level");
-    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route", "transactions", "media"]);
+    root.check_keys(d, &["server", "dispatcher", "mtree", "htable", "acl", "route", "transactions", "media", "pike"]);
 
     let server = match root.get("server") {
         Some(v) => walk::table(d, v, "[server]").and_then(|t| server::parse(d, &t)),
@@ -715,13 +747,17 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         Some(v) => walk::table(d, v, "[media]").and_then(|t| media::parse(d, &t, server.as_ref())).map(Some),
         None => Some(None),
     };
-    let has_media = root.get("media").is_some();
+    let pike = match root.get("pike") {
+        Some(v) => walk::table(d, v, "[pike]").and_then(|t| pike::parse(d, &t)).map(Some),
+        None => Some(None),
+    };
+    let sections = routes::Sections { media: root.get("media").is_some(), pike: root.get("pike").is_some() };
     let routes = match root.get("route") {
         Some(v) => walk::table(d, v, "[route]").and_then(|t| {
             routes::parse(
                 d,
                 &t,
-                has_media,
+                sections,
                 set_ids,
                 routes::TreeNames { names: &mtrees.names, complete: mtrees.names_complete },
                 routes::KnownNames { names: &htables.names, complete: htables.names_complete },
@@ -742,6 +778,7 @@ fn build(d: &mut error::Diag<'_>, origin: &Path) -> Option<Config> {
         acls: acls.items,
         transactions: transactions?,
         media: media?,
+        pike: pike?,
         source: origin.to_path_buf(),
     })
 }

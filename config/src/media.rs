@@ -259,8 +259,7 @@ fn port_range(s: &str) -> Result<(u16, u16), String> {
     Ok((lo as u16, hi as u16))
 }
 
-/// A duration key: `None` when absent; when present but unreadable, the problem is reported,
-/// `ok` is cleared and `None` returned. Otherwise the duration, its span and the text.
+/// A `[media]` duration key (see [`walk::duration_key`]).
 fn duration<'t>(
     d: &mut Diag<'_>,
     t: &Table<'t, '_>,
@@ -269,23 +268,7 @@ fn duration<'t>(
     example: &str,
     ok: &mut bool,
 ) -> Option<(Duration, Range<usize>, &'t str)> {
-    let v = t.get(key)?;
-    let what = format!("media.{key}");
-    let r = match v.get_ref() {
-        DeValue::Integer(i) => {
-            d.span(&v.span(), format!("{what} = {i} needs a unit, like {example}"));
-            None
-        }
-        _ => walk::string(d, v, &what).and_then(|s| match read(s) {
-            Ok(x) => Some((x, v.span(), s)),
-            Err(e) => {
-                d.span(&v.span(), format!("{what}: {e}"));
-                None
-            }
-        }),
-    };
-    *ok &= r.is_some();
-    r
+    walk::duration_key(d, t, "media", key, read, example, ok)
 }
 
 #[cfg(test)]

@@ -244,6 +244,10 @@ pub enum Expr {
     /// `replied`: the failed branch received a response, even a provisional one (failure
     /// routes; false elsewhere).
     Replied,
+    /// `flooding`: count this message against its source IP in the `[pike]` flood detector;
+    /// true when the source sent more than `[pike] limit` requests within the sliding
+    /// `window` (this one included). Kamailio's `pike_check_req()` (which returns false then).
+    Flooding,
     /// `true`
     True,
 }

@@ -50,11 +50,20 @@ struct Parsed {
     ok: bool,
 }
 
-/// `has_media`: the config has a `[media]` section (`anchor_media` needs it).
+/// Which optional sections the config has (actions and conditions that need one are refused
+/// without it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sections {
+    /// `[media]` (`anchor_media` needs it).
+    pub media: bool,
+    /// `[pike]` (`flooding` needs it).
+    pub pike: bool,
+}
+
 pub(crate) fn parse(
     d: &mut Diag<'_>,
     t: &Table<'_, '_>,
-    has_media: bool,
+    sections: Sections,
     sets: Option<SetIds<'_>>,
     trees: TreeNames<'_>,
     tables: KnownNames<'_>,
@@ -137,8 +146,14 @@ pub(crate) fn parse(
                     };
                     d.at(u.pos, msg);
                 }
-                UseKind::Stateful("anchor_media") if !has_media => {
+                UseKind::Stateful("anchor_media") if !sections.media => {
                     d.at(u.pos, "anchor_media needs a [media] section (the relay's address and port range)");
+                }
+                UseKind::Flooding if !sections.pike => {
+                    d.at(
+                        u.pos,
+                        "flooding needs a [pike] section (how many requests per window one source may send: [pike] limit = 200)",
+                    );
                 }
                 UseKind::Call(target) => {
                     if matches!(target.as_str(), "request" | "reply") {

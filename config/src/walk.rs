@@ -242,3 +242,34 @@ pub(crate) fn named_sections<T>(
     }
     out
 }
+
+/// Duration key `key` of section `section`: `None` when absent; when present but unreadable
+/// (a bare number asks for a unit, like `example`), the problem is reported, `ok` is cleared
+/// and `None` returned. Otherwise the duration (read by `read`), its span and the text.
+pub(crate) fn duration_key<'t>(
+    d: &mut Diag<'_>,
+    t: &Table<'t, '_>,
+    section: &str,
+    key: &str,
+    read: fn(&str) -> Result<std::time::Duration, String>,
+    example: &str,
+    ok: &mut bool,
+) -> Option<(std::time::Duration, std::ops::Range<usize>, &'t str)> {
+    let v = t.get(key)?;
+    let what = format!("{section}.{key}");
+    let r = match v.get_ref() {
+        toml::de::DeValue::Integer(i) => {
+            d.span(&v.span(), format!("{what} = {i} needs a unit, like {example}"));
+            None
+        }
+        _ => string(d, v, &what).and_then(|s| match read(s) {
+            Ok(x) => Some((x, v.span(), s)),
+            Err(e) => {
+                d.span(&v.span(), format!("{what}: {e}"));
+                None
+            }
+        }),
+    };
+    *ok &= r.is_some();
+    r
+}

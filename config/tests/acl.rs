@@ -150,7 +150,7 @@ fn unknown_keys() {
         &text,
         "[[acls]]",
         "acls",
-        "unknown key \"acls\" in the top level (did you mean \"acl\"? allowed: server, dispatcher, mtree, htable, acl, route, transactions, media)",
+        "unknown key \"acls\" in the top level (did you mean \"acl\"? allowed: server, dispatcher, mtree, htable, acl, route, transactions, media, pike)",
     );
 }
 

@@ -176,7 +176,7 @@ fn unknown_keys() {
         &text,
         "[[htabel]]",
         "htabel",
-        "unknown key \"htabel\" in the top level (did you mean \"htable\"? allowed: server, dispatcher, mtree, htable, acl, route, transactions, media)",
+        "unknown key \"htabel\" in the top level (did you mean \"htable\"? allowed: server, dispatcher, mtree, htable, acl, route, transactions, media, pike)",
     );
 }
 

@@ -108,6 +108,9 @@ impl Plane {
                 for t in cur.htables.iter() {
                     t.sweep(now);
                 }
+                if let Some(p) = &cur.htables.pike {
+                    p.sweep(now);
+                }
                 let after = (now, counts(&plane));
                 let secs = after.0.duration_since(before.0).as_secs_f64().max(1e-3);
                 let rates = before
@@ -563,6 +566,32 @@ pub fn restart_only(o: &ringsip_config::Config, n: &ringsip_config::Config) -> V
 impl Metrics for Plane {
     fn visit(&self, sink: &mut dyn FnMut(&Metric<'_>)) {
         let cur = self.current();
+        if let Some(p) = &cur.htables.pike {
+            use std::sync::atomic::Ordering::Relaxed;
+            for (name, help, kind, value) in [
+                ("ringsip_pike_sources", "source IPs the flood detector tracks", Kind::Gauge, p.sources() as u64),
+                (
+                    "ringsip_pike_requests_total",
+                    "requests counted by the flood detector",
+                    Kind::Counter,
+                    p.counted.load(Relaxed),
+                ),
+                (
+                    "ringsip_pike_flooding_total",
+                    "requests found over the flood limit (flooding was true)",
+                    Kind::Counter,
+                    p.over.load(Relaxed),
+                ),
+                (
+                    "ringsip_pike_untracked_total",
+                    "requests from new sources not tracked because max_sources was reached",
+                    Kind::Counter,
+                    p.untracked.load(Relaxed),
+                ),
+            ] {
+                sink(&Metric { name, help, kind, labels: &[], value });
+            }
+        }
         sink(&Metric {
             name: "ringsip_snapshot_version",
             help: "version of the config snapshot running",

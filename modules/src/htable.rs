@@ -522,6 +522,9 @@ pub struct Tables {
     tables: Vec<Arc<Htable>>,
     /// (name, index in `tables`), sorted by name.
     names: Vec<(Box<str>, usize)>,
+    /// The `[pike]` flood detector (the `flooding` condition), kept across snapshots like the
+    /// tables while its settings stay the same.
+    pub pike: Option<Arc<crate::pike::Pike>>,
 }
 
 impl Tables {
@@ -546,7 +549,8 @@ impl Tables {
     }
 
     fn build(specs: &[Spec], mut make: impl FnMut(&Spec) -> Arc<Htable>) -> Tables {
-        let mut out = Tables { tables: Vec::with_capacity(specs.len()), names: Vec::with_capacity(specs.len()) };
+        let mut out =
+            Tables { tables: Vec::with_capacity(specs.len()), names: Vec::with_capacity(specs.len()), pike: None };
         for spec in specs {
             if let Err(at) = out.names.binary_search_by(|(n, _)| (**n).cmp(spec.name.as_str())) {
                 out.names.insert(at, (spec.name.as_str().into(), out.tables.len()));

@@ -8,6 +8,7 @@
 pub mod dispatcher;
 pub mod htable;
 pub mod mtree;
+pub mod pike;
 pub mod route;
 pub mod snapshot;
 pub mod stateless;

@@ -244,6 +244,8 @@ pub enum Expr {
     Timeout,
     /// the failed branch received a response, even a provisional one (failure routes)
     Replied,
+    /// the source is flooding (`[pike]`; counts the message)
+    Flooding,
     /// always
     True,
 }
@@ -781,6 +783,7 @@ impl Compiler<'_> {
             E::IsRequest => Expr::IsRequest,
             E::IsReply => Expr::IsReply,
             E::Cancelled => Expr::Cancelled,
+            E::Flooding => Expr::Flooding,
             E::Timeout => Expr::Timeout,
             E::Replied => Expr::Replied,
             E::True => Expr::True,
@@ -1088,6 +1091,7 @@ impl<'m> Ctx<'m, '_> {
             Expr::IsReply => !self.msg.is_request(),
             Expr::HasToTag => self.msg.to().ok().is_some_and(|t| t.tag().is_some()),
             Expr::Cancelled => self.failure.is_some_and(|f| f.cancelled),
+            Expr::Flooding => self.htables.pike.as_ref().is_some_and(|p| p.hit(self.src.ip(), self.now)),
             Expr::Timeout => self.failure.is_some_and(|f| f.timeout),
             Expr::Replied => self.failure.is_some_and(|f| f.replied),
             Expr::Exists(pv) => !matches!(self.fetch(pv), Val::None),

@@ -38,9 +38,10 @@ use crate::route::build_tree;
 pub const MAGIC: &[u8; 8] = b"RSNAPv1\0";
 /// The layout version this build writes and reads. Raise it whenever the archived config
 /// model changes shape (2: htables and acl groups; 3: `[transactions]` and the stateful route
-/// actions and conditions; 4: `[media]` and the `anchor_media` action), so that a snapshot from
-/// another build is refused as "format N" rather than as an invalid archive.
-pub const FORMAT: u32 = 4;
+/// actions and conditions; 4: `[media]` and the `anchor_media` action; 5: `[pike]` and the
+/// `flooding` condition), so that a snapshot from another build is refused as "format N"
+/// rather than as an invalid archive.
+pub const FORMAT: u32 = 5;
 /// Header length.
 pub const HEADER: usize = 64;
 /// Largest archive accepted (a snapshot with ten million prefixes is about 200 MB).
@@ -172,6 +173,7 @@ pub fn build(cfg: &Config, version: u64, built_unix_ms: u64) -> Result<Vec<u8>, 
         acls: cfg.acls.clone(),
         transactions: cfg.transactions.clone(),
         media: cfg.media.clone(),
+        pike: cfg.pike.clone(),
         source: cfg.source.clone(),
     };
     let content = Content { config, trees };

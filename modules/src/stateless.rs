@@ -140,10 +140,20 @@ fn htables_for(cfg: &Config, previous: Option<&crate::htable::Tables>) -> crate:
         .iter()
         .map(|t| Spec { name: t.name.clone(), max_entries: t.max_entries, autoexpire: t.autoexpire })
         .collect();
-    let tables = match previous {
+    let mut tables = match previous {
         Some(p) => p.reconcile(&specs),
         None => Tables::new(&specs),
     };
+    // the flood detector keeps its counts across a push that leaves its settings alone
+    tables.pike = cfg.pike.as_ref().map(|pk| {
+        match previous
+            .and_then(|p| p.pike.as_ref())
+            .filter(|old| old.same_settings(pk.window, pk.limit, pk.max_sources))
+        {
+            Some(old) => old.clone(),
+            None => Arc::new(crate::pike::Pike::new(pk.window, pk.limit, pk.max_sources)),
+        }
+    });
     let now = Instant::now();
     for t in &cfg.htables {
         let Some(table) = tables.by_name(&t.name) else { continue };

@@ -193,6 +193,9 @@ fn check(file: &std::path::Path) -> ExitCode {
     if let Some(m) = &cfg.media {
         println!("  media: {m}");
     }
+    if let Some(p) = &cfg.pike {
+        println!("  pike: {p}");
+    }
     println!(
         "  snapshot: {} bytes, content hash {}, built in {:.2} ms",
         snapshot_bytes,

@@ -108,10 +108,10 @@ control = \"127.0.0.1:2223\"\ntimeout = \"90s\"\nlatching = false\nbatch_wait = 
 }
 
 #[test]
-fn the_format_is_4_since_media() {
+fn the_format_is_5_since_pike() {
     let bytes = build(&example(), 1, 0).unwrap();
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 5);
     let mut old = bytes.clone();
-    old[8..12].copy_from_slice(&3u32.to_le_bytes());
-    assert_eq!(open(&old).unwrap_err(), SnapshotError::Format(3));
+    old[8..12].copy_from_slice(&4u32.to_le_bytes());
+    assert_eq!(open(&old).unwrap_err(), SnapshotError::Format(4));
 }

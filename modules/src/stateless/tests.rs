@@ -683,3 +683,27 @@ fn lookup_all_falls_back_to_the_sets_of_shorter_prefixes() {
         }
     }
 }
+
+#[test]
+fn the_flood_detector_keeps_its_counts_across_a_push_that_keeps_its_settings() {
+    let with_pike = |limit: u32| {
+        format!("{LB}\n[pike]\nwindow = \"2s\"\nlimit = {limit}\n").replace(
+            "[[route.request]]\n",
+            "[[route.request]]\nif = \"flooding\"\ndo = \"drop\"\n\n[[route.request]]\n",
+        )
+    };
+    let build = |text: &str, version: u64, old: Option<&Shared>| {
+        let cfg = ringsip_config::parse(text, Path::new("t.toml")).unwrap();
+        let bytes = crate::snapshot::build(&cfg, version, 0).unwrap();
+        Shared::from_snapshot(crate::snapshot::open(&bytes).unwrap(), old).unwrap()
+    };
+    let first = build(&with_pike(5), 1, None);
+    let pike = first.htables.pike.clone().expect("a detector");
+    pike.hit("192.0.2.1".parse().unwrap(), Instant::now());
+    let same = build(&with_pike(5), 2, Some(&first));
+    assert!(Arc::ptr_eq(same.htables.pike.as_ref().unwrap(), &pike), "same settings: the same detector, counts kept");
+    let changed = build(&with_pike(50), 3, Some(&same));
+    assert!(!Arc::ptr_eq(changed.htables.pike.as_ref().unwrap(), &pike), "new settings: a new detector");
+    let gone = build(LB, 4, Some(&changed));
+    assert!(gone.htables.pike.is_none());
+}
