@@ -111,6 +111,12 @@ pub enum Command {
     },
     /// The trees: name, type, prefixes, nodes, memory.
     MtreeSummary,
+    /// The flood detector's busiest sources (`[pike]`).
+    PikeTop {
+        /// How many (default 20).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
 }
 
 /// An htable value on the wire.

@@ -172,6 +172,7 @@ impl Plane {
             Command::HtableDelete { table, key } => crate::htables::delete(&self.current(), &table, &key),
             Command::HtableDump { table } => crate::htables::dump(&self.current(), table.as_deref()),
             Command::HtableFlush { table } => crate::htables::flush(&self.current(), &table),
+            Command::PikeTop { limit } => self.pike_top(limit.unwrap_or(20)),
         }
     }
 
@@ -416,6 +417,24 @@ impl Plane {
             return Response::err(ErrorKind::NotFound, format!("no prefix of {key:?} in mtree {tree}"));
         }
         Response::ok(json!({ "tree": tree, "key": key, "matches": matches }))
+    }
+
+    fn pike_top(&self, n: usize) -> Response {
+        let cur = self.current();
+        let (Some(pike), Some(cfg)) = (&cur.htables.pike, &cur.config.pike) else {
+            return Response::err(ErrorKind::NotFound, "the running config has no [pike] (no flood detection)");
+        };
+        let top: Vec<J> = pike
+            .top(n.min(10_000), Instant::now())
+            .into_iter()
+            .map(|t| json!({ "source": t.ip.to_string(), "requests": t.rate, "flooding": t.flooding }))
+            .collect();
+        Response::ok(json!({
+            "window_ms": cfg.window.as_millis() as u64,
+            "limit": cfg.limit,
+            "sources": pike.sources(),
+            "top": top,
+        }))
     }
 
     fn mtree_summary(&self) -> Response {

@@ -13,12 +13,13 @@ use ringsip_tests::e2e::{self, Daemon};
 
 const LIMIT: usize = 200;
 
-fn config(sip: SocketAddr, metrics: SocketAddr, bob: SocketAddr) -> String {
+fn config(sip: SocketAddr, metrics: SocketAddr, bob: SocketAddr, ctl: &std::path::Path) -> String {
     format!(
         r#"
 [server]
 listen = ["udp:{sip}"]
 metrics = "{metrics}"
+control_socket = "{ctl}"
 
 [pike]
 window = "2s"
@@ -44,7 +45,8 @@ do = ["sht_set ipban $si 1", "drop"]
 
 [[route.request]]
 do = 'forward "udp:{bob}"'
-"#
+"#,
+        ctl = ctl.display()
     )
 }
 
@@ -102,7 +104,9 @@ fn a_flooding_source_is_banned_on_every_shard_while_others_are_served() {
     let bob_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let bob_addr = bob_sock.local_addr().unwrap();
     let bob = Bob::start(bob_sock);
-    let d = Daemon::with_config("firewall", &config(sip, metrics, bob_addr), &["--shards", "2"], Some(metrics));
+    let dir = e2e::TempDir::new("firewall-ctl");
+    let ctl = dir.0.join("ctl.sock");
+    let d = Daemon::with_config("firewall", &config(sip, metrics, bob_addr, &ctl), &["--shards", "2"], Some(metrics));
 
     // the attacker from 8 ports (the kernel spreads them over both shards), the trusted peer
     // and a quiet source, interleaved
@@ -153,4 +157,19 @@ fn a_flooding_source_is_banned_on_every_shard_while_others_are_served() {
     let counted = m.sum("ringsip_pike_requests_total") as usize;
     let least = attacker_through + 1 + 51;
     assert!((least..least + 16).contains(&counted), "{counted} counted, {least} at least");
+
+    // the operator's view: the flooding source on top, its ban in the table; lifting the ban
+    // lets it through again
+    let top = e2e::ctl(&ctl, &["pike", "top", "5"]);
+    assert_eq!(top.code, 0, "{top:?}");
+    let first = top.stdout.lines().nth(2).unwrap_or("");
+    assert!(first.starts_with("127.0.0.2") || first.starts_with("127.0.0.4"), "{}", top.stdout);
+    assert!(!top.stdout.contains("127.0.0.3"), "the trusted peer is never counted: {}", top.stdout);
+    let bans = e2e::ctl(&ctl, &["htable", "dump", "ipban"]);
+    assert!(bans.stdout.contains("127.0.0.2") && !bans.stdout.contains("127.0.0.3"), "{}", bans.stdout);
+    assert_eq!(e2e::ctl(&ctl, &["htable", "delete", "ipban", "127.0.0.2"]).code, 0);
+    std::thread::sleep(Duration::from_millis(2200));
+    let a = &attacker[0];
+    a.send_to(&options("attacker", 7777, a.local_addr().unwrap()), sip).unwrap();
+    assert_eq!(bob.take().get("attacker"), Some(&1), "the ban was lifted");
 }

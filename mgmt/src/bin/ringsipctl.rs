@@ -148,6 +148,20 @@ enum Cmd {
     /// Prefix trees.
     #[command(subcommand)]
     Mtree(MtreeCmd),
+    /// Flood detection ([pike]): the busiest sources. Bans are an htable: `htable dump ipban`,
+    /// `htable delete ipban IP` lifts one.
+    #[command(subcommand)]
+    Pike(PikeCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PikeCmd {
+    /// The sources that sent the most requests in the last window, busiest first.
+    Top {
+        /// How many.
+        #[arg(default_value_t = 20)]
+        n: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -466,6 +480,26 @@ fn run(ctx: &Ctx, cmd: Cmd) -> Result<Output, Failure> {
             let r = ctx.call(Command::MtreeMatch { tree, key, all }, None)?;
             let human = lines(&r["matches"], |m| format!("{}\t{}", text(&m["prefix"]), text(&m["value"])));
             Ok(Output { human, json: r })
+        }
+        Cmd::Pike(PikeCmd::Top { n }) => {
+            let r = ctx.call(Command::PikeTop { limit: Some(n) }, None)?;
+            let rows: Vec<Vec<String>> = array(&r["top"])
+                .iter()
+                .map(|t| {
+                    vec![
+                        text(&t["source"]),
+                        text(&t["requests"]),
+                        if t["flooding"] == J::Bool(true) { "flooding".into() } else { String::new() },
+                    ]
+                })
+                .collect();
+            let head = format!(
+                "{} sources tracked; more than {} requests per {} ms is a flood\n",
+                text(&r["sources"]),
+                text(&r["limit"]),
+                text(&r["window_ms"])
+            );
+            Ok(Output { human: head + &table(&["source", "requests", ""], &rows), json: r })
         }
         Cmd::Mtree(MtreeCmd::Summary) => {
             let r = ctx.call(Command::MtreeSummary, None)?;
