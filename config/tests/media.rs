@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{col_on, errors, expect_in, line_of, ok};
+use common::{col_on, errors, expect_in, expect_one, line_of, ok};
 use ringsip_config::route::{Action, Expr};
 use ringsip_config::{AnchorFlags, Config, Errors, Media, ProbeMode};
 
@@ -29,14 +29,6 @@ fn ip(s: &str) -> IpAddr {
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-/// The only error is `message`, at the first `marker` on the first line holding `line_marker`.
-#[track_caller]
-fn expect_one(text: &str, line_marker: &str, marker: &str, message: &str) {
-    let errs = errors(text);
-    assert_eq!(errs.len(), 1, "{}", Errors(errs.clone()));
-    expect_in(&errs, line_of(text, line_marker), col_on(text, line_marker, marker), message);
 }
 
 #[test]

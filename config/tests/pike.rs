@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{col_on, errors, expect_in, line_of, ok};
+use common::{errors, expect_one, ok};
 use ringsip_config::route::Expr;
 use ringsip_config::{Config, Errors, Pike};
 
@@ -19,13 +19,6 @@ fn with_pike(body: &str) -> String {
 
 fn parse(text: &str) -> Config {
     ok(text, Path::new("t.toml"))
-}
-
-#[track_caller]
-fn expect_one(text: &str, line_marker: &str, marker: &str, message: &str) {
-    let errs = errors(text);
-    assert_eq!(errs.len(), 1, "{}", Errors(errs.clone()));
-    expect_in(&errs, line_of(text, line_marker), col_on(text, line_marker, marker), message);
 }
 
 #[test]

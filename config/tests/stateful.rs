@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{col_on, errors, expect_in, line_of, ok};
+use common::{col_on, errors, expect_in, expect_one, line_of, ok};
 use ringsip_config::route::{Action, CmpOp, Expr, Operand, Pv, Target};
 use ringsip_config::{Config, Errors, Transactions};
 
@@ -38,14 +38,6 @@ do = ['select next else reply 503 "x"', "on_failure failover", "relay"]
 
 fn parse(text: &str) -> Config {
     ok(text, Path::new("t.toml"))
-}
-
-/// The only error is `message`, at the first `marker` on the first line holding `line_marker`.
-#[track_caller]
-fn expect_one(text: &str, line_marker: &str, marker: &str, message: &str) {
-    let errs = errors(text);
-    assert_eq!(errs.len(), 1, "{}", Errors(errs.clone()));
-    expect_in(&errs, line_of(text, line_marker), col_on(text, line_marker, marker), message);
 }
 
 #[test]

@@ -55,3 +55,12 @@ pub fn dir(suite: &str, name: &str) -> PathBuf {
 pub fn csv_errors(errs: &[ConfigError], csv: &Path) -> Vec<(usize, Option<usize>, String)> {
     errs.iter().filter(|e| e.file == csv).map(|e| (e.line, e.row, e.message.clone())).collect()
 }
+
+/// The only error of `text` is `message`, at the first `marker` on the first line holding
+/// `line_marker`.
+#[track_caller]
+pub fn expect_one(text: &str, line_marker: &str, marker: &str, message: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{}", ringsip_config::Errors(errs.clone()));
+    expect_in(&errs, line_of(text, line_marker), col_on(text, line_marker, marker), message);
+}
